@@ -1,0 +1,20 @@
+"""The ``tbrewrite`` command line: a thin layer over the library.
+
+Each command lives in its own module and only parses options, calls the library and
+formats the result. Exit codes, for every command: 0 all clean; 3 finished, but some
+input was damaged (everything before the damage was used and the damage reported);
+1 error (nothing written); 2 usage.
+"""
+
+from __future__ import annotations
+
+from tbrewrite.cli._app import app
+from tbrewrite.cli import convert as _convert  # noqa: F401  (registers the command)
+
+
+def main() -> None:
+    """Entry point of the ``tbrewrite`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

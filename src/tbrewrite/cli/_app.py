@@ -1,0 +1,82 @@
+"""The Typer application, exit codes, and the one place errors become messages."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+from tbrewrite import __version__
+from tbrewrite.errors import TbRewriteError
+from tbrewrite.records import Damage
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DAMAGED = 3
+
+app = typer.Typer(
+    name="tbrewrite",
+    help="Rewrite TensorBoard event logs: convert Keras runs, rename tags, merge sidecars.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"tbrewrite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Rewrite TensorBoard event logs: convert Keras runs, rename tags, merge sidecars."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one error line on stderr and return the exit to raise."""
+    err.print(f"tbrewrite: error: {message}", markup=False)
+    return typer.Exit(EXIT_ERROR)
+
+
+@contextlib.contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Turn library errors, OS errors and Ctrl-C into one stderr line and an exit code."""
+    try:
+        yield
+    except TbRewriteError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        where = e.filename if e.filename is not None else "i/o"
+        raise fail(f"{where}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        err.print("tbrewrite: interrupted; partial output removed", markup=False)
+        raise typer.Exit(130) from None
+
+
+def report_damage(damage: list[Damage]) -> None:
+    """Print one warning line per damaged stretch of input."""
+    for d in damage:
+        err.print(f"tbrewrite: warning: {d.describe()}", markup=False)
+
+
+def exit_code(damage: list[Damage]) -> int:
+    """Return 3 if any input was damaged, else 0."""
+    return EXIT_DAMAGED if damage else EXIT_OK
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,112 @@
+"""``tbrewrite convert SRC OUT``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.convert import RESTART_POLICIES, ConvertReport, RunReport, convert, discover_runs
+from tbrewrite.layout import TagMapping
+
+
+@app.command("convert")
+def convert_command(
+    src: Annotated[Path, typer.Argument(help="A Keras log_dir (train/ + validation/), a flat Keras 2 folder, or a tree of runs.")],
+    dst: Annotated[Path, typer.Argument(metavar="OUT", help="Output run folder (or tree root); must be new or empty.")],
+    train_name: Annotated[str, typer.Option("--train-name", help="Split name for training tags.")] = "train",
+    val_name: Annotated[str, typer.Option("--val-name", help="Split name for validation tags.")] = "val",
+    pattern: Annotated[str, typer.Option("--pattern", help="Tag pattern: '{split}/{metric}' or '{metric}/{split}'.")] = "{split}/{metric}",
+    restarts: Annotated[str, typer.Option("--restarts", help="Several event files in a run: keep | keep-last | split.")] = "keep",
+    force: Annotated[bool, typer.Option("--force", help="Replace event files already in OUT.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the mapping per run; write nothing.")] = False,
+    resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
+) -> None:
+    """Convert Keras runs into one run each with train/... and val/... tags.
+
+    Example: tbrewrite convert logs/fit/20240101-120000 converted/run1
+    """
+    if restarts not in RESTART_POLICIES:
+        err.print(f"tbrewrite: error: --restarts must be one of {', '.join(RESTART_POLICIES)}; got {restarts!r}", markup=False)
+        raise typer.Exit(2)
+    with errors_to_exit():
+        mapping = TagMapping(train_name, val_name, pattern)
+        many = src.is_dir() and len(discover_runs(src)) > 1
+        if many and not dry_run:
+            with Progress(
+                TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                console=err, transient=True,
+            ) as progress:
+                task = progress.add_task("", total=len(discover_runs(src)))
+
+                def advance(run: RunReport) -> None:
+                    progress.update(task, advance=1, description=run.plan.run)
+
+                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, on_run=advance)
+        else:
+            report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, dry_run=dry_run, resync=resync)
+    if dry_run:
+        _print_mapping(report)
+    elif many:
+        _print_table(report)
+    report_damage(report.damage)
+    _print_summary(report, dry_run)
+    raise typer.Exit(exit_code(report.damage))
+
+
+def _print_mapping(report: ConvertReport) -> None:
+    for run in report.runs:
+        plan = run.plan
+        table = Table(title=f"{plan.run} ({plan.layout}) -> {plan.out_dir / plan.out_name}", title_justify="left")
+        for column in ("source", "tag", "new tag", "kind", "values", "steps"):
+            table.add_column(column)
+        for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
+            for tag, stats in scan.tags.items():
+                new = tmap[tag]
+                table.add_row(
+                    (source.name or ".") + "/", tag, new if new != tag else "(unchanged)", stats.kind,
+                    str(stats.count), f"{stats.first_step}..{stats.last_step}",
+                )
+        out.print(table)
+
+
+def _print_table(report: ConvertReport) -> None:
+    table = Table(title="converted runs", title_justify="left")
+    for column in ("run", "layout", "events in", "events out", "tags mapped", "damage"):
+        table.add_column(column)
+    for run in report.runs:
+        plan = run.plan
+        damage = ", ".join(f"{d.kind}@{d.offset}" for d in plan.damage) or "-"
+        table.add_row(plan.run, plan.layout, str(plan.events_in), str(run.events_out), str(len(plan.renamed())), damage)
+    out.print(table)
+
+
+def _print_summary(report: ConvertReport, dry_run: bool) -> None:
+    events_in = sum(r.plan.events_in for r in report.runs)
+    events_out = sum(r.events_out for r in report.runs)
+    mapped = sum(len(r.plan.renamed()) for r in report.runs)
+    for run in report.runs:
+        for tag, points in run.plan.backwards().items():
+            prev, step = points[0]
+            err.print(
+                f"tbrewrite: note: {run.plan.run}: steps of '{tag}' go backwards {len(points)} time(s)"
+                f" (first {prev} -> {step}); see --restarts",
+                markup=False,
+            )
+    runs = len(report.runs)
+    if dry_run:
+        out.print(f"dry run: {runs} run(s), {events_in} events, {mapped} tags would be mapped; nothing written", markup=False)
+        return
+    unchanged = [r for r in report.runs if r.unchanged]
+    line = f"converted {runs} run(s): {events_in} events in -> {events_out} out, {mapped} tags mapped"
+    if any(r.values_dropped for r in report.runs):
+        line += f", {sum(r.values_dropped for r in report.runs)} values dropped (--restarts keep-last)"
+    if runs == 1:
+        line += f"; wrote {report.runs[0].output}"
+    out.print(line, markup=False)
+    if unchanged and len(unchanged) == runs:
+        out.print("nothing to change: the input is already converted (output is byte-identical)", markup=False)

@@ -1,0 +1,77 @@
+"""The one error hierarchy of tbrewrite.
+
+Every error the library raises on purpose derives from :class:`TbRewriteError`, so a
+caller (and the CLI) can catch one type. Damage found *inside* an event file is not an
+exception at the API level: readers record it as a :class:`tbrewrite.records.Damage`
+and stop (or resync), because a truncated tail is normal for a log that is still being
+written (TensorBoard's Rust reader treats it as resumable, ``tf_record.rs``
+``ReadRecordError::Truncated``). The record-level exceptions below are what the strict
+reader API raises, and they mirror that split:
+
+* :class:`TruncatedRecordError` -- resumable: more bytes may still arrive.
+* :class:`CorruptRecordError` and its subclasses -- the bytes are wrong; also a
+  :class:`ValueError`.
+
+Errors about the user's input (paths, sidecars, rules, options) say which file and,
+where it makes sense, which line and column. Their ``str()`` is one lowercase line.
+"""
+
+from __future__ import annotations
+
+
+class TbRewriteError(Exception):
+    """Base class of every error tbrewrite raises on purpose."""
+
+
+class RecordError(TbRewriteError):
+    """A TFRecord frame could not be read.
+
+    Attributes:
+        path: str. The file being read.
+        offset: int. Byte offset of the first byte of the bad record.
+    """
+
+    def __init__(self, message: str, *, path: str = "", offset: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.offset = offset
+
+
+class TruncatedRecordError(RecordError):
+    """The file ends inside a record. Not fatal: a writer may still be appending."""
+
+
+class CorruptRecordError(RecordError, ValueError):
+    """The bytes of a record are wrong. Fatal for the rest of the file unless resyncing."""
+
+
+class BadLengthCrcError(CorruptRecordError):
+    """The masked CRC32C of the 8-byte length field does not match. Fatal for the file."""
+
+
+class BadDataCrcError(CorruptRecordError):
+    """The masked CRC32C of the record data does not match. Fatal for the file."""
+
+
+class InvalidEventError(CorruptRecordError):
+    """A record with valid checksums whose bytes are not an ``Event`` protobuf."""
+
+
+class InputError(TbRewriteError):
+    """A path given by the user is missing, unreadable, or of the wrong kind."""
+
+
+class OutputError(TbRewriteError):
+    """The output location is unsafe or unusable (exists, inside the input, ...)."""
+
+
+class SidecarError(TbRewriteError, ValueError):
+    """A sidecar CSV is malformed. The message names file, line and column."""
+
+
+class RuleError(TbRewriteError, ValueError):
+    """A rename rule or rules file is invalid. The message names the rule or file."""
+
+
+class TagCollisionError(TbRewriteError):
+    """Two source tags would be written to one output tag with overlapping steps."""

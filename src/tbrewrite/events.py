@@ -1,0 +1,171 @@
+"""Event files, runs and logdirs: discovery, and decoding records into ``Event`` protos.
+
+Discovery follows TensorBoard: a file is an event file when its basename contains
+``tfevents`` (``tensorboard/backend/event_processing/io_wrapper.py``;
+``data/server/logdir.rs``), names ending in ``.profile-empty`` (profiler placeholders)
+are skipped as the Python loader does, a *run* is a directory holding event files, and
+the files of a run are ordered lexicographically by name (``data/server/run.rs``),
+which for TensorFlow's zero-padded ``events.out.tfevents.<secs>.<host>`` names is
+start-time order. Symlinked directories are not followed (``os.walk`` default), so a
+symlink loop inside a logdir is harmless.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from google.protobuf.message import DecodeError
+from tensorboard.compat.proto import event_pb2, summary_pb2
+
+from tbrewrite.records import INVALID_EVENT, NOT_AN_EVENT_FILE, Damage, RecordReader
+
+Event = event_pb2.Event
+Summary = summary_pb2.Summary
+SummaryMetadata = summary_pb2.SummaryMetadata
+
+EVENT_FILE_MARKER = "tfevents"
+FILE_VERSION = "brain.Event:2"
+
+_PLUGIN_KINDS = {
+    "scalars": "scalar",
+    "histograms": "histogram",
+    "images": "image",
+    "audio": "audio",
+    "text": "text",
+    "hparams": "hparams",
+    "pr_curves": "pr_curve",
+    "mesh": "mesh",
+    "custom_scalars": "custom_scalars",
+}
+
+
+def is_event_file(name: str) -> bool:
+    """Return True if TensorBoard would load a file of this basename as an event file."""
+    return EVENT_FILE_MARKER in name and not name.endswith(".profile-empty")
+
+
+def list_event_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Return the event files directly inside ``run_dir``, in TensorBoard's order.
+
+    Args:
+        run_dir: str or PathLike. A directory.
+
+    Returns:
+        list of Path, sorted lexicographically by name; regular files (or symlinks to
+        them) whose names contain ``tfevents``, ``*.profile-empty`` excluded.
+    """
+    run_dir = Path(run_dir)
+    try:
+        entries = sorted(os.scandir(run_dir), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    return [
+        run_dir / e.name
+        for e in entries
+        if is_event_file(e.name) and e.is_file(follow_symlinks=True)
+    ]
+
+
+def find_run_dirs(logdir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield every directory under ``logdir`` (itself included) holding event files.
+
+    Directories are visited in sorted order; symlinked directories are not followed.
+    """
+    for dirpath, dirnames, filenames in os.walk(logdir):
+        dirnames.sort()
+        if any(is_event_file(name) for name in filenames):
+            if list_event_files(dirpath):
+                yield Path(dirpath)
+
+
+def value_kind(value: summary_pb2.Summary.Value, plugin_name: str) -> str:
+    """Classify a summary value as TensorBoard's dashboards would.
+
+    Args:
+        value: Summary.Value.
+        plugin_name: str. The plugin name from the first metadata seen for this tag
+            (empty if none was seen).
+
+    Returns:
+        str: ``scalar``, ``histogram``, ``image``, ``audio``, ``text``, ``hparams``,
+        ``graph``, ``pr_curve``, ``mesh``, ``custom_scalars`` or ``tensor``.
+    """
+    which = value.WhichOneof("value")
+    if which == "simple_value":
+        return "scalar"
+    if which == "histo" or which == "obsolete_old_style_histogram":
+        return "histogram"
+    if which == "image":
+        return "image"
+    if which == "audio":
+        return "audio"
+    if plugin_name.startswith("graph"):
+        return "graph"
+    return _PLUGIN_KINDS.get(plugin_name, "tensor")
+
+
+def value_form(value: summary_pb2.Summary.Value) -> str:
+    """Return the stored form of a value: ``simple_value``, ``tensor``, ``histo``, ..."""
+    return value.WhichOneof("value") or "empty"
+
+
+def event_kind(event: event_pb2.Event) -> str:
+    """Return which field of the ``Event.what`` oneof is set (``summary``, ``graph_def``, ...)."""
+    return event.WhichOneof("what") or "empty"
+
+
+class EventFileReader:
+    """Stream ``(event, record_bytes)`` pairs from one event file, recording damage.
+
+    Wraps :class:`tbrewrite.records.RecordReader`. A record whose checksums hold but
+    whose bytes do not decode as an ``Event`` stops the file like any other damage
+    (``invalid_event``; ``not_an_event_file`` if it is the first record), as
+    TensorBoard's data server marks such a file dead (``event_file.rs``).
+
+    Args:
+        path: str or PathLike. The event file.
+        resync: bool. After damage, continue from the next valid record.
+
+    Attributes:
+        damage: list of Damage, once iteration ends.
+        records: int. Records read.
+        size: int. File size in bytes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, resync: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._records = RecordReader(path, resync=resync)
+        self.resync = resync
+        self.invalid: list[Damage] = []
+
+    @property
+    def damage(self) -> list[Damage]:
+        return sorted(self._records.damage + self.invalid, key=lambda d: d.offset)
+
+    @property
+    def records(self) -> int:
+        return self._records.records - len(self.invalid)
+
+    @property
+    def size(self) -> int:
+        return self._records.size
+
+    def __iter__(self) -> Iterator[tuple[event_pb2.Event, bytes]]:
+        parse = Event.FromString
+        reader = self._records
+        for data in reader:
+            try:
+                event = parse(data)
+            except DecodeError as e:
+                first = reader.records == 1
+                kind = NOT_AN_EVENT_FILE if first else INVALID_EVENT
+                detail = f"record is not an Event protobuf ({e})"
+                self.invalid.append(
+                    Damage(self.path, kind, reader.offset, reader.records - 1, detail)
+                )
+                if not self.resync:
+                    return
+                continue
+            yield event, data

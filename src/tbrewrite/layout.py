@@ -1,0 +1,143 @@
+"""Keras log layouts, and the default mapping of Keras's flat tags to hierarchical ones.
+
+What each Keras version writes (``../shared/FORMATS.md`` §4):
+
+* **keras-split** -- tf.keras (TF 2.x), tf_keras and Keras 3 write a ``log_dir`` holding
+  the runs ``train/`` and ``validation/`` with ``epoch_<metric>``, ``batch_<metric>``
+  and ``evaluation_<metric>_vs_iterations`` tags (``keras/src/callbacks/tensorboard.py``
+  ``_log_epoch_metrics``; ``tf_keras/callbacks.py``).
+* **keras-flat** -- Keras 2.0-2.3 on TF1 writes one folder with the raw ``logs`` keys as
+  tags: ``loss``, ``acc``, ``val_loss``, ``val_acc``, ``lr`` (``keras/callbacks.py``
+  @2.1.6 ``TensorBoard.on_epoch_end``).
+* **generic** -- anything else (PyTorch, tensorboardX, an already converted run): tags
+  are left unchanged.
+
+Only scalar tags are mapped; histograms, images, text, hparams, the ``keras`` model
+config and graphs pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tbrewrite.errors import InputError
+from tbrewrite.events import list_event_files
+
+KERAS_FLAT = "keras-flat"
+KERAS_SPLIT = "keras-split"
+GENERIC = "generic"
+
+TRAIN_DIR = "train"
+VALIDATION_DIR = "validation"
+
+LEARNING_RATE = "learning_rate"
+LEARNING_RATE_TAGS = frozenset({"lr", "learning_rate", "epoch_lr", "epoch_learning_rate"})
+PATTERNS = ("{split}/{metric}", "{metric}/{split}")
+
+
+@dataclass(frozen=True)
+class TagMapping:
+    """How split and metric names combine into output tags.
+
+    Args:
+        train_name: str. The split name for training data (default ``train``).
+        val_name: str. The split name for validation data (default ``val``).
+        pattern: str. ``"{split}/{metric}"`` (TensorBoard groups by split) or
+            ``"{metric}/{split}"`` (train and val of one metric share a section).
+
+    Raises:
+        InputError: if the pattern lacks ``{split}`` or ``{metric}`` or a name is empty.
+    """
+
+    train_name: str = "train"
+    val_name: str = "val"
+    pattern: str = "{split}/{metric}"
+
+    def __post_init__(self) -> None:
+        if "{split}" not in self.pattern or "{metric}" not in self.pattern:
+            raise InputError(
+                f"--pattern must contain {{split}} and {{metric}}; got {self.pattern!r}"
+            )
+        try:
+            self.pattern.format(split="s", metric="m")
+        except (KeyError, IndexError, ValueError) as e:
+            raise InputError(f"--pattern {self.pattern!r} is not a valid pattern: {e}") from None
+        if not self.train_name or not self.val_name:
+            raise InputError("--train-name and --val-name must not be empty")
+
+    def tag(self, split: str, metric: str) -> str:
+        """Return the output tag for ``metric`` in ``split`` (``"train"`` or ``"val"``)."""
+        name = self.train_name if split == "train" else self.val_name
+        return self.pattern.format(split=name, metric=metric)
+
+    def map_split(self, source: str, tag: str) -> str | None:
+        """Map a scalar tag of a keras-split run's ``train/`` or ``validation/`` run.
+
+        Args:
+            source: str. ``"train"`` or ``"validation"``.
+            tag: str. The tag as Keras wrote it.
+
+        Returns:
+            The output tag, or None if the tag is not one Keras names this way.
+        """
+        if source == TRAIN_DIR:
+            if tag in LEARNING_RATE_TAGS:
+                return self.tag("train", LEARNING_RATE)
+            if tag.startswith("epoch_learning_rate_"):
+                return self.tag("train", tag[len("epoch_") :])
+            if tag.startswith("epoch_") and len(tag) > 6:
+                return self.tag("train", tag[6:])
+            if tag.startswith("batch_") and len(tag) > 6:
+                return self.tag("train", tag)
+            return None
+        if source == VALIDATION_DIR:
+            if tag.startswith("epoch_") and len(tag) > 6:
+                return self.tag("val", tag[6:])
+            if tag.startswith("evaluation_") and tag.endswith("_vs_iterations"):
+                metric = tag[len("evaluation_") : -len("_vs_iterations")]
+                if metric:
+                    return self.tag("val", f"{metric}_vs_iterations")
+            return None
+        return None
+
+    def map_flat(self, tag: str) -> str | None:
+        """Map a scalar tag of a keras-flat (Keras 2 / TF1) run.
+
+        ``val_<metric>`` goes to the val split, learning-rate names to
+        ``train/learning_rate``, any other tag without ``/`` to the train split.
+        Tags that already hold a ``/`` are left alone (None).
+        """
+        if "/" in tag or not tag:
+            return None
+        if tag in LEARNING_RATE_TAGS:
+            return self.tag("train", LEARNING_RATE)
+        if tag.startswith("val_") and len(tag) > 4:
+            return self.tag("val", tag[4:])
+        return self.tag("train", tag)
+
+
+def is_split_run(path: Path) -> bool:
+    """Return True if ``path`` is a Keras ``log_dir`` with ``train/`` or ``validation/`` runs."""
+    return any(list_event_files(path / d) for d in (TRAIN_DIR, VALIDATION_DIR))
+
+
+def is_flat_keras_tags(scalar_tags: set[str]) -> bool:
+    """Return True if a single-folder run's scalar tags look like Keras 2 / TF1's.
+
+    Keras 2 always logs ``loss``; ``val_*`` and learning-rate keys are Keras names too.
+    """
+    plain = {t for t in scalar_tags if "/" not in t}
+    return bool(
+        "loss" in plain
+        or any(t.startswith("val_") for t in plain)
+        or plain & {"acc", "lr"}
+    )
+
+
+def check_dir(path: Path, what: str = "SRC") -> None:
+    """Raise InputError unless ``path`` is an existing directory."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        raise InputError(f"{path}: {what} must be a directory")

@@ -1,0 +1,165 @@
+"""One streaming pass over event files: per-file framing stats and per-tag statistics.
+
+This is the first pass of every command (``inspect`` prints it, ``convert`` and
+``rename`` plan their mapping from it). Memory grows with the number of distinct tags
+and restarts, never with the number of events.
+
+Plugin metadata is taken from the *first* value of each tag that carries it, as
+TensorBoard does (``plugin_event_accumulator.py`` ``_ProcessEvent``; Rust ``run.rs``
+reads metadata when it creates a series).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tensorboard.compat.proto import summary_pb2
+
+from tbrewrite.events import EventFileReader, value_form, value_kind
+from tbrewrite.records import Damage
+
+
+@dataclass
+class TagStats:
+    """What one tag holds in one stream of events (a run, or one source of a run).
+
+    Attributes:
+        tag: str.
+        kind: str. ``scalar``, ``histogram``, ``image``, ... (see ``events.value_kind``).
+        form: str. How the first value is stored: ``simple_value``, ``tensor``, ``histo``...
+        count: int. Values seen.
+        first_step, last_step: int (int64). Steps of the first and last value, in file order.
+        first_wall_time, last_wall_time: float seconds since the Unix epoch.
+        metadata: SummaryMetadata or None. The first metadata seen for the tag.
+        backwards: list of (ordinal, previous_step, step): every value whose step is
+            not above the step of the tag's previous value (a restart, or a duplicate
+            step). ``ordinal`` counts this tag's values from 0 in stream order.
+    """
+
+    tag: str
+    kind: str
+    form: str
+    count: int = 0
+    first_step: int = 0
+    last_step: int = 0
+    first_wall_time: float = 0.0
+    last_wall_time: float = 0.0
+    metadata: summary_pb2.SummaryMetadata | None = None
+    backwards: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+@dataclass
+class FileStats:
+    """Framing facts of one event file.
+
+    Attributes:
+        path: Path.
+        records: int. Valid records read (file_version included).
+        bytes: int. File size.
+        damage: list of Damage.
+        first_wall_time: float or None. wall_time of the first event.
+    """
+
+    path: Path
+    records: int = 0
+    bytes: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    first_wall_time: float | None = None
+
+
+@dataclass
+class StreamScan:
+    """The result of scanning the files of one stream in order.
+
+    Attributes:
+        files: list of FileStats, in reading order.
+        tags: dict of tag -> TagStats, in order of first appearance.
+        event_kinds: Counter of ``Event.what`` fields (``summary``, ``graph_def``, ...).
+        events: int. Events read (file_version included).
+    """
+
+    files: list[FileStats] = field(default_factory=list)
+    tags: dict[str, TagStats] = field(default_factory=dict)
+    event_kinds: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+
+    @property
+    def damage(self) -> list[Damage]:
+        return [d for f in self.files for d in f.damage]
+
+    @property
+    def first_wall_time(self) -> float | None:
+        for f in self.files:
+            if f.first_wall_time is not None:
+                return f.first_wall_time
+        return None
+
+    def scalar_tags(self) -> set[str]:
+        return {t for t, s in self.tags.items() if s.kind == "scalar"}
+
+
+def scan_files(paths: Iterable[str | os.PathLike[str]], *, resync: bool = False) -> StreamScan:
+    """Read ``paths`` in order as one stream and return their :class:`StreamScan`.
+
+    Args:
+        paths: event files, in the order TensorBoard reads them.
+        resync: bool. Continue after damage from the next valid record.
+
+    Raises:
+        OSError: if a file cannot be opened.
+    """
+    scan = StreamScan()
+    tags = scan.tags
+    kinds = scan.event_kinds
+    for path in paths:
+        reader = EventFileReader(path, resync=resync)
+        stats = FileStats(Path(path))
+        for event, _ in reader:
+            what = event.WhichOneof("what")
+            kinds[what or "empty"] += 1
+            if stats.first_wall_time is None:
+                stats.first_wall_time = event.wall_time
+            if what != "summary":
+                continue
+            step = event.step
+            wall_time = event.wall_time
+            for value in event.summary.value:
+                ts = tags.get(value.tag)
+                if ts is None:
+                    has_meta = value.HasField("metadata")
+                    plugin = value.metadata.plugin_data.plugin_name if has_meta else ""
+                    ts = TagStats(
+                        value.tag,
+                        value_kind(value, plugin),
+                        value_form(value),
+                        first_step=step,
+                        first_wall_time=wall_time,
+                        metadata=_copy(value.metadata) if has_meta else None,
+                    )
+                    tags[value.tag] = ts
+                else:
+                    if ts.metadata is None and value.HasField("metadata"):
+                        ts.metadata = _copy(value.metadata)
+                        if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
+                            ts.kind = value_kind(value, value.metadata.plugin_data.plugin_name)
+                    if step <= ts.last_step:
+                        ts.backwards.append((ts.count, ts.last_step, step))
+                ts.count += 1
+                ts.last_step = step
+                ts.last_wall_time = wall_time
+        stats.records = reader.records
+        stats.bytes = reader.size
+        stats.damage = reader.damage
+        scan.events += reader.records
+        scan.files.append(stats)
+    return scan
+
+
+def _copy(metadata: summary_pb2.SummaryMetadata) -> summary_pb2.SummaryMetadata:
+    copy = summary_pb2.SummaryMetadata()
+    copy.CopyFrom(metadata)
+    return copy

@@ -1,0 +1,34 @@
+"""Train a tiny real Keras 3 model (TensorFlow backend) and write its TensorBoard log.
+
+Usage: train_keras3.py LOGDIR [--epochs N] [--update-freq F] [--csv FILE] [--no-histograms]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+parser = argparse.ArgumentParser()
+parser.add_argument("logdir")
+parser.add_argument("--epochs", type=int, default=3)
+parser.add_argument("--update-freq", default="2")
+parser.add_argument("--batches", type=int, default=4)
+parser.add_argument("--csv", default=None)
+parser.add_argument("--no-histograms", action="store_true")
+parser.add_argument("--constant-lr", action="store_true")
+args = parser.parse_args()
+
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).normal(size=(16 * args.batches, 4)).astype("float32")
+y = (x.sum(axis=1) > 0).astype("float32")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+lr = 0.05 if args.constant_lr else keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.9)
+model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="binary_crossentropy", metrics=["accuracy"])
+update_freq = args.update_freq if args.update_freq == "epoch" else int(args.update_freq)
+callbacks = [keras.callbacks.TensorBoard(args.logdir, histogram_freq=0 if args.no_histograms else 1, update_freq=update_freq)]
+if args.csv:
+    callbacks.append(keras.callbacks.CSVLogger(args.csv))
+model.fit(x, y, batch_size=16, epochs=args.epochs, validation_split=0.25, callbacks=callbacks, verbose=0)

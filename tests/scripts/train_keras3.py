@@ -22,8 +22,9 @@ parser.add_argument("--constant-lr", action="store_true")
 args = parser.parse_args()
 
 keras.utils.set_random_seed(0)
-x = np.random.default_rng(0).normal(size=(16 * args.batches, 4)).astype("float32")
+x = np.random.default_rng(0).normal(size=(16 * args.batches + 16, 4)).astype("float32")
 y = (x.sum(axis=1) > 0).astype("float32")
+x, x_val, y, y_val = x[:-16], x[-16:], y[:-16], y[-16:]  # args.batches batches of 16 per epoch
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
 lr = 0.05 if args.constant_lr else keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.9)
 model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="binary_crossentropy", metrics=["accuracy"])
@@ -31,4 +32,4 @@ update_freq = args.update_freq if args.update_freq == "epoch" else int(args.upda
 callbacks = [keras.callbacks.TensorBoard(args.logdir, histogram_freq=0 if args.no_histograms else 1, update_freq=update_freq)]
 if args.csv:
     callbacks.append(keras.callbacks.CSVLogger(args.csv))
-model.fit(x, y, batch_size=16, epochs=args.epochs, validation_split=0.25, callbacks=callbacks, verbose=0)
+model.fit(x, y, batch_size=16, epochs=args.epochs, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)

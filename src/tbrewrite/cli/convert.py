@@ -63,7 +63,7 @@ def _print_mapping(report: ConvertReport) -> None:
         plan = run.plan
         table = Table(title=f"{plan.run} ({plan.layout}) -> {plan.out_dir / plan.out_name}", title_justify="left")
         for column in ("source", "tag", "new tag", "kind", "values", "steps"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
             for tag, stats in scan.tags.items():
                 new = tmap[tag]
@@ -77,7 +77,7 @@ def _print_mapping(report: ConvertReport) -> None:
 def _print_table(report: ConvertReport) -> None:
     table = Table(title="converted runs", title_justify="left")
     for column in ("run", "layout", "events in", "events out", "tags mapped", "damage"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for run in report.runs:
         plan = run.plan
         damage = ", ".join(f"{d.kind}@{d.offset}" for d in plan.damage) or "-"

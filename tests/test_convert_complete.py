@@ -1,0 +1,162 @@
+"""``convert`` on every Keras layout: trees of runs, restarts, the corpus, TensorBoard end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CORPUS, FIXTURES, event_files, loader_values, run_training
+from expect import assert_converted
+from tbrewrite.cli import app
+from tbrewrite.convert import convert
+from tbrewrite.layout import TagMapping
+from tbrewrite_server import TensorBoardServer
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def tf_keras_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tf_keras log_dir trained in this session, ReduceLROnPlateau writing epoch_lr."""
+    return run_training("train_tf_keras.py", tmp_path_factory.mktemp("tfk") / "logs")
+
+
+@pytest.mark.slow
+def test_tf_keras_run_trained_in_session(tf_keras_logdir: Path, tmp_path: Path) -> None:
+    report = convert(tf_keras_logdir, tmp_path / "out")
+    output = assert_converted(tf_keras_logdir, tmp_path / "out", "keras-split")
+    tags = {t for t, *_ in loader_values([output])}
+    assert {"train/loss", "val/loss", "train/learning_rate", "train/batch_loss"} <= tags
+    assert report.runs[0].plan.layout == "keras-split"
+
+
+@pytest.mark.parametrize("name", ["keras3_run", "tf_keras_run"])
+def test_shipped_split_fixtures(name: str, tmp_path: Path) -> None:
+    convert(FIXTURES / name, tmp_path / "out")
+    assert_converted(FIXTURES / name, tmp_path / "out", "keras-split")
+
+
+def test_tf1_flat_fixture_keeps_every_event_and_reports_restart(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", str(FIXTURES / "tf1_flat_run"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    output = assert_converted(FIXTURES / "tf1_flat_run", tmp_path / "out", "keras-flat")
+    assert "steps of 'train/loss' go backwards 1 time(s) (first 4 -> 3)" in result.stderr
+    from tensorboard.compat.proto import event_pb2
+
+    from tbrewrite.records import RecordReader
+
+    forms = {v.WhichOneof("value") for d in RecordReader(output) for v in event_pb2.Event.FromString(d).summary.value}
+    assert forms == {"simple_value"}  # scalars keep the form they came in
+
+
+# Every Keras run in the shared corpus, damaged files included: (tree, run -> layout).
+CORPUS_TREES = {
+    "eyenet/src/Graph": {".": "keras-flat"},
+    "Callbacks-in-Keras/notebooks": {"logs": "keras-flat", "log_dir": "keras-flat", "graphs": "keras-split", "graphs/test": "generic"},
+    "OCTTextureDetector/Train/logs/fit": {r: "keras-split" for r in ("20220104-160116", "20220104-162100", "20220104-193303", "20220105-073828", "20220106-123415")},
+    "2231-Project/logs": {r: "keras-split" for r in ("20230302-205125", "20230302-205257", "20230302-211243", "20230302-212259")},
+    "TensorBoard-Tutorial/archive": {
+        "hparam_tuning": "generic",
+        "hparam_tuning/Experiment 0_adam_200_0.2": "generic",
+        "logs/final-reuters-1690485427": "keras-split",
+        "logs/imdb-model-1690485351": "keras-split",
+    },
+}
+DAMAGED = {"eyenet/src/Graph", "Callbacks-in-Keras/notebooks"}
+
+
+@pytest.mark.parametrize("tree", sorted(CORPUS_TREES))
+def test_every_keras_run_in_the_corpus(tree: str, tmp_path: Path) -> None:
+    src = CORPUS / tree
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["convert", str(src), str(out)])
+    assert result.exit_code == (3 if tree in DAMAGED else 0), result.output
+    report = convert(src, tmp_path / "again")
+    assert {r.plan.run: r.plan.layout for r in report.runs} == CORPUS_TREES[tree]
+    for rel, layout in CORPUS_TREES[tree].items():
+        assert_converted(src / rel, out / rel, layout)
+
+
+def test_damaged_corpus_files_are_reported_with_offsets(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", str(CORPUS / "Callbacks-in-Keras/notebooks"), str(tmp_path / "out")])
+    assert result.exit_code == 3
+    assert "log_dir/events.out.tfevents.1513141090.Ajays-MacBook-Pro.local: crc_mismatch at byte 9166" in result.stderr
+    assert "graphs/train/events.out.tfevents.1513092905.Ajays-MacBook-Pro.local: truncated at byte 138346" in result.stderr
+
+
+def test_pattern_and_split_names(tmp_path: Path) -> None:
+    mapping = TagMapping(train_name="training", val_name="validation", pattern="{metric}/{split}")
+    convert(FIXTURES / "keras3_run", tmp_path / "out", mapping=mapping)
+    tags = {t for t, *_ in loader_values(event_files(tmp_path / "out"))}
+    assert {"loss/training", "loss/validation", "learning_rate/training", "batch_loss/training", "loss_vs_iterations/validation"} <= tags
+
+
+def test_bad_pattern_is_one_line_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--pattern", "{metric}"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("tbrewrite: error: --pattern must contain {split} and {metric}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_converting_a_converted_run_changes_nothing_and_says_so(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "once")]).exit_code == 0
+    result = runner.invoke(app, ["convert", str(tmp_path / "once"), str(tmp_path / "twice")])
+    assert result.exit_code == 0
+    assert "nothing to change" in result.stdout
+    (a,) = event_files(tmp_path / "once")
+    (b,) = event_files(tmp_path / "twice")
+    assert a.name == b.name and a.read_bytes() == b.read_bytes()
+
+
+def test_tree_of_runs_is_mirrored(tmp_path: Path) -> None:
+    tree = tmp_path / "logs" / "fit"
+    shutil.copytree(FIXTURES / "keras3_run", tree / "20240101-000000")
+    shutil.copytree(FIXTURES / "tf_keras_run", tree / "20240102-000000")
+    shutil.copytree(FIXTURES / "tf1_flat_run", tmp_path / "logs" / "old" / "keras2")
+    result = runner.invoke(app, ["convert", str(tmp_path / "logs"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "converted 3 run(s)" in result.stdout
+    assert_converted(tree / "20240101-000000", tmp_path / "out/fit/20240101-000000", "keras-split")
+    assert_converted(tree / "20240102-000000", tmp_path / "out/fit/20240102-000000", "keras-split")
+    assert_converted(tmp_path / "logs/old/keras2", tmp_path / "out/old/keras2", "keras-flat")
+
+
+def test_restarts_split_writes_one_run_per_input_file(tmp_path: Path) -> None:
+    report = convert(FIXTURES / "tf1_flat_run", tmp_path / "out", restarts="split")
+    inputs = event_files(FIXTURES / "tf1_flat_run")
+    assert len(report.runs) == len(inputs) == 2
+    outputs = [r.output for r in report.runs]
+    assert len({o.parent for o in outputs}) == 2
+    for path, output in zip(inputs, outputs):
+        got = sorted(step for tag, step, *_ in loader_values([output]) if tag == "train/loss")
+        want = sorted(step for tag, step, *_ in loader_values([path]) if tag == "loss")
+        assert got == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_tensorboard_serves_the_converted_run(keras3_logdir: Path, tmp_path: Path, load_fast: str) -> None:
+    convert(keras3_logdir, tmp_path / "logdir" / "run")
+    with TensorBoardServer(tmp_path / "logdir", load_fast=load_fast) as tb:
+        tags = tb.wait_for_tags("run", {"train/loss", "val/loss", "train/accuracy", "val/accuracy", "train/learning_rate"})
+        assert not any(t.startswith(("epoch_", "evaluation_")) for t in tags)
+        for tag in ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "train/learning_rate"):
+            points = tb.scalars("run", tag)
+            assert [step for _, step, _ in points] == [0, 1, 2], tag
+
+
+@pytest.mark.slow
+def test_keep_last_shows_what_tensorboard_shows(tmp_path: Path) -> None:
+    """--restarts keep-last equals what TensorBoard's data server serves for the raw run."""
+    shutil.copytree(FIXTURES / "tf1_flat_run", tmp_path / "logdir" / "raw")
+    convert(FIXTURES / "tf1_flat_run", tmp_path / "logdir" / "converted", restarts="keep-last")
+    with TensorBoardServer(tmp_path / "logdir", load_fast="true") as tb:
+        tb.wait_for_tags("converted", {"train/loss"})
+        tb.wait_for_tags("raw", {"loss"})
+        for old, new in (("loss", "train/loss"), ("val_acc", "val/acc"), ("lr", "train/learning_rate")):
+            raw = tb.scalars("raw", old)
+            assert [s for _, s, _ in raw] == [0, 1, 2, 3, 4, 5, 6]
+            assert tb.scalars("converted", new) == raw

@@ -1,0 +1,410 @@
+"""``tbrewrite inspect``: checked against the corpus's PROVENANCE.md and TensorBoard's own loader."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CORPUS, FIXTURES, ROOT, loader_values, run_training, train_env
+from tbrewrite.cli import app
+from tbrewrite.inspection import TF49109_PARTIAL_WARNING, TF49109_WARNING, inspect_logdir
+
+runner = CliRunner()
+
+# "- raw TFRecord scan: 4 valid records, bad data CRC at offset 773645"
+_SCAN = re.compile(
+    r"- raw TFRecord scan: (\d+) valid records, "
+    r"(clean|bad data CRC at offset (\d+)|bad length CRC at offset (\d+)|truncated record at (\d+) .*)$"
+)
+
+
+def provenance() -> dict[str, tuple[int, str | None, int | None, str | None]]:
+    """Parse PROVENANCE.md: corpus path -> (records, damage kind, offset, checksum detail)."""
+    out: dict[str, tuple[int, str | None, int | None, str | None]] = {}
+    path = None
+    for line in (CORPUS / "PROVENANCE.md").read_text().splitlines():
+        heading = re.match(r"### `(.+)`$", line)
+        if heading:
+            path = heading.group(1)
+            continue
+        m = _SCAN.match(line)
+        if m and path is not None:
+            records = int(m.group(1))
+            if m.group(3):
+                out[path] = (records, "crc_mismatch", int(m.group(3)), "data checksum mismatch")
+            elif m.group(4):
+                out[path] = (records, "crc_mismatch", int(m.group(4)), "length checksum mismatch")
+            elif m.group(5):
+                out[path] = (records, "truncated", int(m.group(5)), "truncated record")
+            else:
+                out[path] = (records, None, None, None)
+            path = None
+    return out
+
+
+PROVENANCE = provenance()
+
+
+def inspect_json(path: Path, *args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["inspect", str(path), "--json", *args])
+    assert "Traceback" not in result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def corpus_doc() -> tuple[int, dict]:
+    return inspect_json(CORPUS)
+
+
+def test_provenance_parses_every_entry() -> None:
+    assert len(PROVENANCE) == 48
+    assert sum(1 for v in PROVENANCE.values() if v[1]) == 4
+
+
+def test_corpus_files_match_provenance_raw_scan(corpus_doc: tuple[int, dict]) -> None:
+    code, doc = corpus_doc
+    assert code == 3
+    files = {f["path"]: f for run in doc["runs"] for f in run["files"]}
+    assert set(files) == set(PROVENANCE)  # every event file listed, the xplane.pb files not
+    for path, (records, kind, offset, detail) in PROVENANCE.items():
+        f = files[path]
+        assert f["records"] == records, path
+        assert f["bytes"] == (CORPUS / path).stat().st_size, path
+        assert f["loaded"] == (not path.endswith(".profile-empty")), path
+        if kind is None:
+            assert f["damage"] is None and f["all_damage"] == [], path
+            continue
+        damage = f["damage"]
+        assert (damage["kind"], damage["offset"], damage["records_before"]) == (kind, offset, records), path
+        assert damage["detail"].startswith(detail) and damage["resumed_at"] is None, path
+    assert doc["files"] == 48 and doc["damaged_files"] == 4
+
+
+@pytest.mark.parametrize("path", sorted(PROVENANCE))
+def test_single_file_matches_provenance(path: str) -> None:
+    records, kind, offset, _ = PROVENANCE[path]
+    code, doc = inspect_json(CORPUS / path)
+    assert code == (3 if kind else 0)
+    [run] = doc["runs"]
+    [f] = run["files"]
+    assert run["run"] == "." and f["path"] == Path(path).name
+    assert f["records"] == records
+    if kind is None:
+        assert f["damage"] is None
+    else:
+        assert (f["damage"]["kind"], f["damage"]["offset"], f["damage"]["records_before"]) == (kind, offset, records)
+
+
+KERAS_LAYOUTS = {
+    # Keras 2 / TF1: one flat folder.
+    "eyenet/src/Graph": ("keras-flat", None, None),
+    "Callbacks-in-Keras/notebooks/log_dir": ("keras-flat", None, None),
+    "Callbacks-in-Keras/notebooks/logs": ("keras-flat", None, None),
+    # tf.keras: train/ (+ validation/) of a log_dir; 2231's log_dir holds a profiler placeholder.
+    **{
+        f"OCTTextureDetector/Train/logs/fit/{ts}/{split}": ("keras-split", f"OCTTextureDetector/Train/logs/fit/{ts}", split)
+        for ts, splits in {
+            "20220104-160116": ["train"],
+            "20220104-162100": ["train"],
+            "20220104-193303": ["train", "validation"],
+            "20220105-073828": ["train", "validation"],
+            "20220106-123415": ["train", "validation"],
+        }.items()
+        for split in splits
+    },
+    **{
+        f"2231-Project/logs/{ts}{sub}": ("keras-split", f"2231-Project/logs/{ts}", split)
+        for ts in ("20230302-205125", "20230302-205257", "20230302-211243", "20230302-212259")
+        for sub, split in (("", ""), ("/train", "train"))
+    },
+    "TensorBoard-Tutorial/archive/logs/final-reuters-1690485427/train": (
+        "keras-split", "TensorBoard-Tutorial/archive/logs/final-reuters-1690485427", "train"),
+    **{
+        f"TensorBoard-Tutorial/archive/logs/imdb-model-1690485351/{split}": (
+            "keras-split", "TensorBoard-Tutorial/archive/logs/imdb-model-1690485351", split)
+        for split in ("train", "validation")
+    },
+    # TF1 FileWriter graphs in graphs/train and graphs/test: train/ makes graphs/ a split log_dir
+    # to convert too; test/ is a run of its own.
+    "Callbacks-in-Keras/notebooks/graphs/train": ("keras-split", "Callbacks-in-Keras/notebooks/graphs", "train"),
+    "Callbacks-in-Keras/notebooks/graphs/test": ("generic", None, None),
+    # Not Keras TensorBoard-callback layouts: the HParams tutorial and PyTorch runs.
+    "TensorBoard-Tutorial/archive/hparam_tuning": ("generic", None, None),
+    "TensorBoard-Tutorial/archive/hparam_tuning/Experiment 0_adam_200_0.2": ("generic", None, None),
+    **{
+        f"tensorboard-reducer/tests/runs/{group}/run_{i}": ("generic", None, None)
+        for group in ("duplicate_steps", "lax", "strict")
+        for i in (1, 2, 3)
+    },
+}
+
+
+def test_corpus_layouts(corpus_doc: tuple[int, dict]) -> None:
+    _, doc = corpus_doc
+    got = {r["run"]: (r["layout"], r["log_dir"], r["split"]) for r in doc["runs"]}
+    assert got == KERAS_LAYOUTS
+    placeholders_only = {r["run"] for r in doc["runs"] if not r["tensorboard_run"]}
+    assert placeholders_only == {f"2231-Project/logs/{ts}" for ts in (
+        "20230302-205125", "20230302-205257", "20230302-211243", "20230302-212259")}
+
+
+def test_layout_of_a_train_folder_names_its_log_dir_above_path() -> None:
+    code, doc = inspect_json(CORPUS / "OCTTextureDetector/Train/logs/fit/20220104-193303/train")
+    assert code == 0
+    [run] = doc["runs"]
+    assert (run["run"], run["layout"], run["log_dir"], run["split"]) == (".", "keras-split", "..", "train")
+    code, doc = inspect_json(CORPUS / "OCTTextureDetector/Train/logs/fit/20220104-193303")
+    assert [(r["run"], r["log_dir"]) for r in doc["runs"]] == [("train", "."), ("validation", ".")]
+    assert doc["runs"][0]["files"][0]["path"].startswith("train/events.out.tfevents.")
+
+
+def assert_matches_loader(path: Path, doc: dict) -> None:
+    """Per run, per tag: inspect's counts and step ranges equal TensorBoard's EventFileLoader's.
+
+    The loader turns each graph_def event into an extra ``__run_graph__`` summary value and
+    each tagged_run_metadata event into a value under its tag (``dataclass_compat.py``);
+    inspect counts those as events, so they are matched against ``events`` instead.
+    """
+    for run in doc["runs"]:
+        files = [path / f["path"] for f in run["files"] if f["loaded"]]
+        steps: dict[str, list[int]] = {}
+        for tag, step, _, _ in loader_values(files):
+            steps.setdefault(tag, []).append(step)
+        counts = Counter({tag: len(s) for tag, s in steps.items()})
+        assert counts.pop("__run_graph__", 0) == run["events"]["graph_def"], run["run"]
+        mine = {t["tag"]: (t["count"], t["first_step"], t["last_step"]) for t in run["tags"]}
+        extra = set(counts) - set(mine)
+        assert sum(counts[t] for t in extra) == run["events"]["tagged_run_metadata"], run["run"]
+        expected = {t: (counts[t], steps[t][0], steps[t][-1]) for t in counts if t not in extra}
+        assert mine == expected, run["run"]
+
+
+def test_corpus_tags_match_tensorboard_loader(corpus_doc: tuple[int, dict]) -> None:
+    _, doc = corpus_doc
+    assert_matches_loader(CORPUS, doc)
+    eyenet = next(r for r in doc["runs"] if r["run"] == "eyenet/src/Graph")
+    assert eyenet["events"]["graph_def"] == 6 and eyenet["events"]["meta_graph_def"] == 6
+
+
+def test_corpus_tag_fields(corpus_doc: tuple[int, dict]) -> None:
+    _, doc = corpus_doc
+    runs = {r["run"]: r for r in doc["runs"]}
+    tags = {t["tag"]: t for t in runs["2231-Project/logs/20230302-205125/train"]["tags"]}
+    assert {k: (t["kind"], t["form"], t["plugin"]) for k, t in tags.items()} == {
+        "keras": ("graph", "tensor", "graph_keras_model"),
+        "batch_5": ("graph", "tensor", "graph_run_metadata_graph"),
+        "epoch_loss": ("scalar", "tensor", "scalars"),
+        "epoch_accuracy": ("scalar", "tensor", "scalars"),
+        **{f"{layer}/{w}_0/histogram": ("histogram", "tensor", "histograms")
+           for layer in ("conv2d", "dense") for w in ("kernel", "bias")},
+    }
+    loss = next(t for t in runs["eyenet/src/Graph"]["tags"] if t["tag"] == "loss")
+    assert (loss["kind"], loss["form"], loss["plugin"]) == ("scalar", "simple_value", None)
+    hparams = runs["TensorBoard-Tutorial/archive/hparam_tuning"]["tags"]
+    assert [(t["tag"], t["kind"]) for t in hparams] == [("_hparams_/experiment", "hparams")]
+
+
+def test_restarts_are_listed(corpus_doc: tuple[int, dict]) -> None:
+    _, doc = corpus_doc
+    runs = {r["run"]: r for r in doc["runs"]}
+    dup = runs["tensorboard-reducer/tests/runs/duplicate_steps/run_1"]["restarts"]
+    assert {r["tag"] for r in dup} == {"dup_steps/foo", "dup_steps/bar"}
+    # Six Keras 2 runs in one folder: every tag starts again at step 0 in the next file.
+    eyenet = {r["tag"]: r for r in runs["eyenet/src/Graph"]["restarts"]}
+    assert set(eyenet) == {"loss", "acc", "val_loss", "val_acc"}
+    assert (eyenet["loss"]["first_from_step"], eyenet["loss"]["first_to_step"]) == (2, 0)
+    assert not runs["tensorboard-reducer/tests/runs/strict/run_1"]["restarts"]
+
+
+ALL_KINDS = """
+import sys
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+logdir = sys.argv[1]
+with tf.summary.create_file_writer(logdir + "/tf2").as_default():
+    for step in (0, 1, 2, 1, 1):
+        tf.summary.scalar("s", 0.5, step=step)
+    tf.summary.histogram("h", [1.0, 2.0], step=0)
+    tf.summary.image("img", np.zeros((1, 2, 2, 3), "float32"), step=0)
+    tf.summary.audio("aud", np.zeros((1, 8, 1), "float32"), 8000, step=0)
+    tf.summary.text("txt", "hello", step=0)
+    tf.summary.write("raw", tf.constant([1, 2]), step=0)
+    hp.hparams({"lr": 0.1})
+tf1 = tf.compat.v1
+with tf.Graph().as_default() as g:
+    tf.constant(1.0, name="c")
+    fw = tf1.summary.FileWriter(logdir + "/tf1", graph=g)
+    fw.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), 0)
+    fw.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag="x", simple_value=1.0)]), 0)
+    histo = tf1.HistogramProto(min=0.0, max=1.0, num=1.0)
+    fw.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag="hist", histo=histo)]), 0)
+    image = tf1.Summary.Image(height=1, width=1, colorspace=1, encoded_image_string=b"x")
+    fw.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag="im", image=image)]), 0)
+    fw.add_run_metadata(tf1.RunMetadata(), "step1", 1)
+    fw.close()
+"""
+
+
+@pytest.mark.slow
+def test_every_kind_and_event_written_by_tensorflow(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", ALL_KINDS, str(tmp_path)], check=True, env=train_env(), timeout=300)
+    code, doc = inspect_json(tmp_path)
+    assert code == 0
+    runs = {r["run"]: r for r in doc["runs"]}
+    assert list(runs) == ["tf1", "tf2"]
+    tf2 = {t["tag"]: (t["kind"], t["form"], t["plugin"], t["count"]) for t in runs["tf2"]["tags"]}
+    assert tf2 == {
+        "s": ("scalar", "tensor", "scalars", 5),
+        "h": ("histogram", "tensor", "histograms", 1),
+        "img": ("image", "tensor", "images", 1),
+        "aud": ("audio", "tensor", "audio", 1),
+        "txt": ("text", "tensor", "text", 1),
+        "raw": ("tensor", "tensor", None, 1),
+        "_hparams_/session_start_info": ("hparams", "tensor", "hparams", 1),
+    }
+    assert runs["tf2"]["restarts"] == [
+        {"tag": "s", "backwards": 1, "repeated": 1, "first_from_step": 2, "first_to_step": 1}
+    ]
+    tf1 = {t["tag"]: (t["kind"], t["form"]) for t in runs["tf1"]["tags"]}
+    assert tf1 == {"x": ("scalar", "simple_value"), "hist": ("histogram", "histo"), "im": ("image", "image")}
+    events = runs["tf1"]["events"]
+    assert (events["graph_def"], events["session_log"], events["tagged_run_metadata"]) == (1, 1, 1)
+    assert events["meta_graph_def"] == 1 and events["file_version"] == 1 and events["summary"] == 3
+    s = next(t for t in runs["tf2"]["tags"] if t["tag"] == "s")
+    assert s["first_wall_time"] <= s["last_wall_time"] and (s["first_step"], s["last_step"]) == (0, 1)
+    assert_matches_loader(tmp_path, doc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("epochs", ["2", "3"])
+def test_tf49109_is_flagged_on_a_real_keras_run(tmp_path: Path, epochs: str) -> None:
+    # 4 training batches per epoch and update_freq=3: Keras 3 records a summary only while
+    # the last batch number pushed is a multiple of 3, so epoch-end summaries survive only
+    # for epochs ending at batch 12, 24, ...: with 2 epochs none, with 3 epochs only epoch 2.
+    logdir = run_training(
+        "train_keras3.py", tmp_path / "logs", "--update-freq", "3", "--batches", "4", "--epochs", epochs
+    )
+    result = runner.invoke(app, ["inspect", str(logdir), "--json"])
+    assert result.exit_code == 0, result.output
+    runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
+    train = {t["tag"]: t for t in runs["train"]["tags"]}
+    assert train["batch_loss"]["count"] == 4 * int(epochs) // 3
+    if epochs == "2":
+        assert not any(tag.startswith("epoch_") for tag in train)
+        expected = (
+            "no epoch_ summaries although batch_ summaries exist: looks like tensorflow#49109 "
+            "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
+        )
+        assert expected == TF49109_WARNING
+    else:
+        assert (train["epoch_loss"]["count"], train["epoch_loss"]["first_step"]) == (1, 2)
+        expected = TF49109_PARTIAL_WARNING.format(tag="epoch_accuracy", count=1, last=2)
+    assert runs["train"]["warnings"] == [expected]
+    assert runs["validation"]["warnings"] == []
+    assert result.stderr == f"tbrewrite: warning: train: {expected}\n"
+
+
+def test_no_tf49109_warning_on_healthy_keras_runs(corpus_doc: tuple[int, dict]) -> None:
+    _, doc = corpus_doc
+    assert all(r["warnings"] == [] for r in doc["runs"])
+    report = inspect_logdir(FIXTURES / "keras3_run")
+    assert [(r.run, r.warnings) for r in report.runs] == [("train", []), ("validation", [])]
+
+
+def test_human_output_names_runs_tags_and_damage() -> None:
+    result = runner.invoke(app, ["inspect", str(CORPUS / "eyenet")])
+    assert result.exit_code == 3
+    assert "src/Graph (keras-flat)" in result.stdout
+    assert "val_loss" in result.stdout and "simple_value" in result.stdout
+    assert "6 graph_def, 6 meta_graph_def" in result.stdout
+    assert "crc_mismatch at byte 773645" in result.stdout
+    damaged = CORPUS / "eyenet/src/Graph/events.out.tfevents.1506627099.ip-172-31-26-224"
+    assert result.stderr == (
+        f"tbrewrite: warning: {damaged}: crc_mismatch at byte 773645 (data checksum mismatch: "
+        "got 0x112a0110, want 0x46a79fa9; 4 records recovered before it)\n"
+    )
+
+
+def test_clean_run_exits_0() -> None:
+    result = runner.invoke(app, ["inspect", str(FIXTURES / "keras3_run")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+def test_missing_path_is_one_line_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = runner.invoke(app, ["inspect", str(missing), "--json"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"tbrewrite: error: {missing}: no such file or directory\n"
+
+
+def test_folder_without_event_files_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    result = runner.invoke(app, ["inspect", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {tmp_path}: no event files found (names containing 'tfevents')\n"
+
+
+def test_resync_reports_every_damaged_stretch(tmp_path: Path) -> None:
+    source = next((FIXTURES / "keras3_run" / "train").iterdir())
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged = tmp_path / source.name
+    damaged.write_bytes(bytes(data))
+    clean = inspect_logdir(source).runs[0].files[0].stats.records
+    code, plain = inspect_json(damaged)
+    assert code == 3
+    before = plain["runs"][0]["files"][0]
+    assert before["damage"]["kind"] == "crc_mismatch" and len(before["all_damage"]) == 1
+    code, doc = inspect_json(damaged, "--resync")
+    assert code == 3
+    after = doc["runs"][0]["files"][0]
+    assert after["damage"]["offset"] == before["damage"]["offset"]
+    assert after["damage"]["resumed_at"] > after["damage"]["offset"]
+    assert before["records"] < after["records"] == clean - 1
+
+
+def test_cli_inspect_never_imports_tensorflow() -> None:
+    code = f"""
+import sys
+from tbrewrite.cli import main
+sys.argv = ["tbrewrite", "inspect", "--json", {str(FIXTURES / 'keras3_run')!r}]
+try:
+    main()
+except SystemExit as e:
+    assert e.code == 0, e.code
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_readme_documents_every_json_key(corpus_doc: tuple[int, dict], tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## `tbrewrite inspect PATH`", 1)[1].split("\n## ", 1)[0]
+    damaged = tmp_path / "events.out.tfevents.1.x"
+    shutil.copy(CORPUS / "eyenet/src/Graph/events.out.tfevents.1506627099.ip-172-31-26-224", damaged)
+    keys = _keys(corpus_doc[1]) | _keys(inspect_json(damaged)[1])
+    missing = sorted(k for k in keys if f'"{k}"' not in section)
+    assert not missing
+    help_text = runner.invoke(app, ["inspect", "--help"]).stdout
+    assert "--json" in help_text and "--resync" in help_text

@@ -17,10 +17,11 @@ everything else byte-for-byte as it was:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import filecmp
 import heapq
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,9 +40,11 @@ from tbrewrite.layout import (
     is_flat_keras_tags,
     is_split_run,
 )
+from tbrewrite.sidecar_merge import MergePlan, SidecarReport, plan_merge
 from tbrewrite.records import Damage
-from tbrewrite.scan import StreamScan, TagStats, scan_files
-from tbrewrite.writer import OutputSet, output_file_name
+from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
+from tbrewrite.sidecar import CSV_LOGGER, Sidecar, discover, read_sidecar
+from tbrewrite.writer import EventFileWriter, OutputSet, output_file_name
 
 RESTART_POLICIES = ("keep", "keep-last", "split")
 
@@ -72,6 +75,7 @@ class RunPlan:
         scans: list of StreamScan, one per source.
         tag_map: list of dict tag -> output tag, one per source (every tag present).
         out_name: str. The output event file's name.
+        sidecars: list of Sidecar to merge into the output.
     """
 
     run: str
@@ -82,6 +86,40 @@ class RunPlan:
     scans: list[StreamScan]
     tag_map: list[dict[str, str]]
     out_name: str
+    sidecars: list[Sidecar] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        """Return notes about problems the log itself shows.
+
+        A keras-split run looks hit by tensorflow#49109 when its ``train/`` has
+        ``batch_`` scalars from the first batch on but epoch summaries are missing (none
+        at all, gaps, or none for epoch 0): with an integer ``update_freq`` that does not
+        divide the batches per epoch, Keras's TensorBoard callback writes an epoch's
+        summaries only when the global batch count is a multiple of ``update_freq``
+        (keras/src/callbacks/tensorboard.py ``_push_writer`` / ``record_if``).
+        """
+        notes = []
+        for source, scan in zip(self.sources, self.scans):
+            if source.name != TRAIN_DIR:
+                continue
+            batch = [s for t, s in scan.tags.items() if t.startswith("batch_") and s.kind == "scalar"]
+            epoch = [s for t, s in scan.tags.items() if t.startswith("epoch_") and s.kind == "scalar"]
+            if not batch:
+                continue
+            b = max(batch, key=lambda s: s.count)
+            spacing = (b.last_step - b.first_step) // (b.count - 1) if b.count > 1 else b.first_step
+            from_start = b.first_step == spacing
+            missing = not epoch or any(
+                s.count < s.last_step - s.first_step + 1 or (from_start and s.first_step > 0) for s in epoch
+            )
+            if missing:
+                fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
+                notes.append(
+                    "train/ has batch_ summaries but epoch summaries are missing: looks like tensorflow#49109 "
+                    "(an integer update_freq not dividing the batches per epoch)"
+                    + ("; the CSVLogger sidecar restores them" if fixed else "; merge a CSVLogger file with --sidecar")
+                )
+        return notes
 
     @property
     def damage(self) -> list[Damage]:
@@ -127,6 +165,8 @@ class RunReport:
     values_dropped: int = 0
     output: Path | None = None
     unchanged: bool = False
+    sidecars: list[SidecarReport] = field(default_factory=list)
+    pending: EventFileWriter | None = None
 
 
 @dataclass
@@ -201,8 +241,7 @@ def plan_run(
     else:
         layout = GENERIC
     tag_map = _assign_tags(sources, scans, layout, mapping)
-    starts = [s.first_wall_time for s in scans if s.first_wall_time is not None]
-    out_name = output_file_name(min(starts) if starts else 0.0)
+    out_name = output_file_name(start_wall_time(scans))
     return RunPlan(run, src_dir, out_dir, layout, sources, scans, tag_map, out_name)
 
 
@@ -241,9 +280,21 @@ def _assign_tags(
     return result
 
 
-def _events(index: int, files: list[Path], resync: bool) -> Iterator[tuple[float, int, event_pb2.Event, bytes]]:
-    for path in files:
-        for event, raw in EventFileReader(path, resync=resync):
+def start_wall_time(scans: Sequence[StreamScan]) -> float:
+    """Return the output's start: the earliest first wall_time of ``scans``, in seconds.
+
+    Values no event-file name can hold (NaN, infinite, negative, 10**10 s or more:
+    damaged or hostile input) are skipped; with none left, 0.0.
+    """
+    starts = [s.first_wall_time for s in scans if s.first_wall_time is not None]
+    return min((t for t in starts if 0 <= t < 1e10), default=0.0)
+
+
+def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[tuple[float, int, event_pb2.Event, bytes]]:
+    # Read exactly the bytes the scan read: a writer still appending to a file must not
+    # add events (or tags) that the plan has not seen.
+    for stats in files:
+        for event, raw in EventFileReader(stats.path, resync=resync, limit=stats.bytes):
             yield event.wall_time, index, event, raw
 
 
@@ -275,15 +326,28 @@ class _Survivors:
         return k >= len(self.ordinals) or step < self.suffix_min[k]
 
 
-def write_run(plan: RunPlan, outputs: OutputSet, *, restarts: str = "keep", resync: bool = False) -> RunReport:
-    """Write ``plan``'s output event file through ``outputs``.
+def write_run(
+    plan: RunPlan,
+    outputs: OutputSet,
+    *,
+    restarts: str = "keep",
+    resync: bool = False,
+    merge: MergePlan | None = None,
+    publish: bool = True,
+) -> RunReport:
+    """Write ``plan``'s output event file through ``outputs``, sidecar points merged in.
+
+    With ``publish=False`` the file is left under its temporary name and the open
+    writer is returned in ``report.pending``, for a caller that must do something
+    (move originals away) before the new file becomes visible.
 
     Raises:
         OSError: on read or write errors (the OutputSet removes partial output).
     """
     report = RunReport(plan)
-    starts = [s.first_wall_time for s in plan.scans if s.first_wall_time is not None]
-    writer = outputs.open(plan.out_dir / plan.out_name, wall_time=min(starts) if starts else 0.0)
+    merge = merge or MergePlan()
+    report.sidecars = merge.reports
+    writer = outputs.open(plan.out_dir / plan.out_name, wall_time=start_wall_time(plan.scans))
     write_record = writer.write_record
     write_event = writer.write_event
     metadata = [{t: s.metadata for t, s in scan.tags.items()} for scan in plan.scans]
@@ -297,9 +361,16 @@ def write_run(plan: RunPlan, outputs: OutputSet, *, restarts: str = "keep", resy
                     survivors[i][tag] = _Survivors(stats.backwards)
     written: set[str] = set()
     dropped = 0
-    streams = [_events(i, s.files, resync) for i, s in enumerate(plan.sources)]
+    replaced = merge.drop
+    streams = [_events(i, scan.files, resync) for i, scan in enumerate(plan.scans)]
+    if merge.events:
+        streams.append((e.wall_time, -1, e, None) for e in merge.events)
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda x: x[0])
     for _, i, event, raw in merged:
+        if raw is None:  # a sidecar point: tag final, metadata attached
+            written.update(v.tag for v in event.summary.value)
+            write_event(event)
+            continue
         what = event.WhichOneof("what")
         if what == "file_version":
             continue
@@ -313,12 +384,16 @@ def write_run(plan: RunPlan, outputs: OutputSet, *, restarts: str = "keep", resy
         drop: list[int] = []
         for k, value in enumerate(event.summary.value):
             tag = value.tag
-            if tag in done and tag not in keepers:
+            if tag in done:
                 continue
             if tag in keepers and not keepers[tag].keep(event.step):
                 drop.append(k)
+                dropped += 1
                 continue
             out = tmap[tag]
+            if out in replaced and event.step in replaced[out]:
+                drop.append(k)
+                continue
             if out != tag:
                 value.tag = out
                 changed = True
@@ -332,12 +407,11 @@ def write_run(plan: RunPlan, outputs: OutputSet, *, restarts: str = "keep", resy
                     if value.metadata.display_name == tag:
                         value.metadata.display_name = out
                     changed = True
-            elif out == tag:
+            elif out == tag and tag not in keepers and out not in replaced:
                 done.add(tag)
         if drop:
             for k in reversed(drop):
                 del event.summary.value[k]
-            dropped += len(drop)
             if not event.summary.value:
                 continue
             changed = True
@@ -347,7 +421,10 @@ def write_run(plan: RunPlan, outputs: OutputSet, *, restarts: str = "keep", resy
             write_record(raw)
     report.events_out = writer.records
     report.values_dropped = dropped
-    report.output = outputs.publish(writer)
+    if publish:
+        report.output = outputs.publish(writer)
+    else:
+        report.pending = writer
     return report
 
 
@@ -380,6 +457,7 @@ def convert(
     force: bool = False,
     dry_run: bool = False,
     resync: bool = False,
+    sidecars: Sequence[str | os.PathLike[str]] = (),
     on_run: Callable[[RunReport], None] | None = None,
 ) -> ConvertReport:
     """Convert the Keras run (or tree of runs) at ``src`` into hierarchical runs at ``out``.
@@ -401,14 +479,20 @@ def convert(
         force: bool. Replace event files already in ``out``.
         dry_run: bool. Plan and report; write nothing.
         resync: bool. After damage, continue from the next valid record.
+        sidecars: paths of learning-rate sidecars or Keras CSVLogger files to merge
+            (see :mod:`tbrewrite.sidecar`); only when ``src`` is one run. A
+            ``learning_rate.csv`` beside a run's ``train/`` and ``validation/`` is
+            merged without being named.
         on_run: optional callback given each RunReport as soon as it is done.
 
     Returns:
         ConvertReport.
 
     Raises:
-        InputError: ``src`` is missing, not a folder, or holds no event files.
+        InputError: ``src`` is missing, not a folder, or holds no event files;
+            sidecars were given for a tree of runs.
         OutputError: ``out`` is unsafe (same as/inside ``src``) or already holds files.
+        SidecarError: a sidecar is malformed or matches nothing in the run.
         OSError: reading or writing failed; nothing is left behind.
     """
     src, out = Path(src), Path(out)
@@ -419,15 +503,23 @@ def convert(
     runs = discover_runs(src)
     if not runs:
         raise InputError(f"{src}: no event files found (names containing 'tfevents')")
+    if sidecars and len(runs) > 1:
+        raise InputError(f"{src}: --sidecar needs SRC to be one run, but it holds {len(runs)} runs")
+    given = [read_sidecar(path, mapping) for path in sidecars]
     report = ConvertReport()
     with OutputSet() as outputs:
         for rel, run_dir in runs:
             out_dir = out if rel == "." else out / rel
+            found = [read_sidecar(p, mapping) for p in discover(run_dir) if Path(p).resolve() not in {Path(g).resolve() for g in sidecars}]
             for plan in _plans(rel, run_dir, out_dir, mapping, restarts, resync):
+                if restarts != "split":
+                    plan.sidecars = given + found
+                merge = plan_merge(plan, plan.sidecars, resync=resync)
                 if dry_run:
-                    run_report = RunReport(plan)
+                    run_report = RunReport(plan, sidecars=merge.reports)
                 else:
-                    run_report = write_run(plan, outputs, restarts=restarts, resync=resync)
+                    with _name_write_errors(plan.out_dir / plan.out_name):
+                        run_report = write_run(plan, outputs, restarts=restarts, resync=resync, merge=merge)
                     run_report.unchanged = _same_bytes(plan, run_report.output)
                 report.runs.append(run_report)
                 if on_run is not None:
@@ -435,6 +527,17 @@ def convert(
         if force and not dry_run:
             _remove_stale(report)
     return report
+
+
+@contextlib.contextmanager
+def _name_write_errors(path: Path) -> Iterator[None]:
+    """Name the output file in write errors that carry no file name (EFBIG, ENOSPC)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
 
 
 def _plans(
@@ -486,7 +589,7 @@ def split_sessions(run_dir: Path) -> list[tuple[str, dict[str, list[Path]]]]:
 def _same_bytes(plan: RunPlan, output: Path | None) -> bool:
     """True if the run was one file whose bytes equal the output (nothing to convert)."""
     files = [f for s in plan.sources for f in s.files]
-    if output is None or len(files) != 1 or plan.renamed():
+    if output is None or len(files) != 1 or plan.renamed() or plan.sidecars:
         return False
     try:
         return filecmp.cmp(files[0], output, shallow=False)

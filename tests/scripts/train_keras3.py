@@ -19,6 +19,7 @@ parser.add_argument("--batches", type=int, default=4)
 parser.add_argument("--csv", default=None)
 parser.add_argument("--no-histograms", action="store_true")
 parser.add_argument("--constant-lr", action="store_true")
+parser.add_argument("--lr-logger", default=None, help="every= for tbrewrite's LearningRateLogger; writes LOGDIR/learning_rate.csv")
 args = parser.parse_args()
 
 keras.utils.set_random_seed(0)
@@ -29,7 +30,14 @@ model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="r
 lr = 0.05 if args.constant_lr else keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.9)
 model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="binary_crossentropy", metrics=["accuracy"])
 update_freq = args.update_freq if args.update_freq == "epoch" else int(args.update_freq)
-callbacks = [keras.callbacks.TensorBoard(args.logdir, histogram_freq=0 if args.no_histograms else 1, update_freq=update_freq)]
+callbacks = []
+if args.lr_logger:
+    from tbrewrite.keras import LearningRateLogger
+
+    every = int(args.lr_logger) if args.lr_logger.isdigit() else args.lr_logger
+    os.makedirs(args.logdir, exist_ok=True)
+    callbacks.append(LearningRateLogger(os.path.join(args.logdir, "learning_rate.csv"), every=every))
+callbacks += [keras.callbacks.TensorBoard(args.logdir, histogram_freq=0 if args.no_histograms else 1, update_freq=update_freq)]
 if args.csv:
     callbacks.append(keras.callbacks.CSVLogger(args.csv))
 model.fit(x, y, batch_size=16, epochs=args.epochs, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -25,6 +25,7 @@ def convert_command(
     force: Annotated[bool, typer.Option("--force", help="Replace event files already in OUT.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the mapping per run; write nothing.")] = False,
     resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
+    sidecar: Annotated[Optional[list[Path]], typer.Option("--sidecar", help="Learning-rate sidecar or Keras CSVLogger file to merge (repeatable); learning_rate.csv beside train/ is found without it.")] = None,
 ) -> None:
     """Convert Keras runs into one run each with train/... and val/... tags.
 
@@ -46,16 +47,29 @@ def convert_command(
                 def advance(run: RunReport) -> None:
                     progress.update(task, advance=1, description=run.plan.run)
 
-                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, on_run=advance)
+                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, sidecars=sidecar or (), on_run=advance)
         else:
-            report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, dry_run=dry_run, resync=resync)
+            report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, dry_run=dry_run, resync=resync, sidecars=sidecar or ())
     if dry_run:
         _print_mapping(report)
     elif many:
         _print_table(report)
+    print_sidecars(report.runs)
     report_damage(report.damage)
     _print_summary(report, dry_run)
     raise typer.Exit(exit_code(report.damage))
+
+
+def print_sidecars(runs: list[RunReport]) -> None:
+    """Print one line per merged sidecar: what it added, kept or replaced."""
+    for run in runs:
+        for s in run.sidecars:
+            line = f"sidecar {s.path} ({s.kind}, {s.rows} rows): {s.added} points added"
+            if s.replaced:
+                line += f", replacing {s.replaced} log points ({s.differed} differed beyond float32 rounding)"
+            if s.kept:
+                line += f"; {s.kept} points already in the log kept the log's value"
+            out.print(line, markup=False)
 
 
 def _print_mapping(report: ConvertReport) -> None:
@@ -90,6 +104,8 @@ def _print_summary(report: ConvertReport, dry_run: bool) -> None:
     events_out = sum(r.events_out for r in report.runs)
     mapped = sum(len(r.plan.renamed()) for r in report.runs)
     for run in report.runs:
+        for note in run.plan.warnings():
+            err.print(f"tbrewrite: note: {run.plan.run}: {note}", markup=False)
         for tag, points in run.plan.backwards().items():
             prev, step = points[0]
             err.print(

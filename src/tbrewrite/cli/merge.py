@@ -1,0 +1,41 @@
+"""``tbrewrite merge RUN --sidecar FILE (--out DIR | --in-place)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tbrewrite.cli._app import app, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.cli.convert import print_sidecars
+from tbrewrite.layout import TagMapping
+from tbrewrite.merge import merge
+
+
+@app.command("merge")
+def merge_command(
+    run: Annotated[Path, typer.Argument(help="A run folder holding event files.")],
+    sidecar: Annotated[list[Path], typer.Option("--sidecar", help="Learning-rate sidecar or Keras CSVLogger file (repeatable).")],
+    dst: Annotated[Optional[Path], typer.Option("--out", help="Write the merged run into this new folder.")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Replace the run's event files; originals go to --backup-dir.")] = False,
+    backup_dir: Annotated[Optional[Path], typer.Option("--backup-dir", help="Where --in-place keeps the originals (default: <RUN>.tbrewrite-backup beside RUN).")] = None,
+    train_name: Annotated[str, typer.Option("--train-name", help="Split name for training tags.")] = "train",
+    val_name: Annotated[str, typer.Option("--val-name", help="Split name for validation tags.")] = "val",
+    pattern: Annotated[str, typer.Option("--pattern", help="Tag pattern: '{split}/{metric}' or '{metric}/{split}'.")] = "{split}/{metric}",
+    force: Annotated[bool, typer.Option("--force", help="Allow --out to hold files.")] = False,
+    resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
+) -> None:
+    """Add sidecar CSV columns to an existing run as scalars.
+
+    Example: tbrewrite merge converted/run1 --sidecar learning_rate.csv --in-place
+    """
+    with errors_to_exit():
+        mapping = TagMapping(train_name, val_name, pattern)
+        report = merge(run, sidecar, out=dst, in_place=in_place, backup_dir=backup_dir, mapping=mapping, force=force, resync=resync)
+    print_sidecars([report])
+    report_damage(report.plan.damage)
+    added = sum(s.added for s in report.sidecars)
+    out.print(f"merged {len(report.sidecars)} sidecar(s) into {report.plan.run if str(run) == '.' else run}: "
+              f"{report.plan.events_in} events in -> {report.events_out} out, {added} points added; wrote {report.output}", markup=False)
+    raise typer.Exit(exit_code(report.plan.damage))

@@ -1,0 +1,147 @@
+"""Sidecars: the learning-rate sidecar and CSVLogger files merged by convert and merge."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import FIXTURES, event_files, loader_values, run_training
+from tbrewrite.cli import app
+
+runner = CliRunner()
+
+
+def f32(x: float) -> bytes:
+    return struct.pack("<f", x)
+
+
+def tensor_value(serialized: bytes) -> float:
+    from tensorboard.compat.proto import tensor_pb2
+    from tensorboard.util import tensor_util
+
+    return float(tensor_util.make_ndarray(tensor_pb2.TensorProto.FromString(serialized)))
+
+
+def points(out: Path, tag: str) -> list[tuple[int, float, float]]:
+    return sorted((step, wall, tensor_value(v)) for t, step, wall, v in loader_values(event_files(out)) if t == tag)
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def batch_lr_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keras 3 fit, ExponentialDecay, LearningRateLogger(every="batch") -> logs/learning_rate.csv."""
+    return run_training("train_keras3.py", tmp_path_factory.mktemp("lrb") / "logs", "--lr-logger", "batch")
+
+
+@pytest.fixture(scope="module")
+def epoch_lr_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_training("train_keras3.py", tmp_path_factory.mktemp("lre") / "logs", "--lr-logger", "epoch")
+
+
+@pytest.mark.slow
+def test_batch_sidecar_is_found_and_merged_exactly(batch_lr_logdir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", str(batch_lr_logdir), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    rows = csv_rows(batch_lr_logdir / "learning_rate.csv")
+    got = points(tmp_path / "out", "train/batch_learning_rate")
+    assert [(s, w, f32(v)) for s, w, v in got] == [
+        (int(r["step"]), float(r["wall_time"]), f32(float(r["learning_rate"]))) for r in rows
+    ]
+    epochs = points(tmp_path / "out", "train/learning_rate")
+    assert [s for s, _, _ in epochs] == [0, 1, 2]  # Keras 3's epoch_learning_rate, each epoch once
+
+
+@pytest.mark.slow
+def test_epoch_sidecar_wins_over_the_logged_rate(epoch_lr_logdir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", str(epoch_lr_logdir), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "replacing 3 log points" in result.stdout
+    rows = csv_rows(epoch_lr_logdir / "learning_rate.csv")
+    got = points(tmp_path / "out", "train/learning_rate")
+    assert [(s, f32(v)) for s, _, v in got] == [(int(r["epoch"]), f32(float(r["learning_rate"]))) for r in rows]
+
+
+@pytest.mark.slow
+def test_csv_logger_restores_epochs_dropped_by_tensorflow_49109(tmp_path: Path) -> None:
+    logdir = tmp_path / "logs"
+    history = tmp_path / "history.csv"
+    # 4 batches per epoch, update_freq=3: Keras writes epoch summaries only when the
+    # global batch count is a multiple of 3, so epochs 0 and 1 are missing.
+    run_training("train_keras3.py", logdir, "--update-freq", "3", "--batches", "4", "--csv", str(history))
+    before = runner.invoke(app, ["convert", str(logdir), str(tmp_path / "plain")])
+    assert "tensorflow#49109" in before.stderr
+    assert len(points(tmp_path / "plain", "train/loss")) < 3
+    result = runner.invoke(app, ["convert", str(logdir), str(tmp_path / "out"), "--sidecar", str(history)])
+    assert result.exit_code == 0, result.output
+    rows = csv_rows(history)
+    for tag, column in (("train/loss", "loss"), ("val/loss", "val_loss"), ("val/accuracy", "val_accuracy")):
+        got = points(tmp_path / "out", tag)
+        assert [(s, f32(v)) for s, _, v in got] == [(int(r["epoch"]), f32(float(r[column]))) for r in rows], tag
+
+
+BAD = {
+    "empty": ("", "line 1: file is empty"),
+    "missing column": ("epoch,step,learning_rate\n0,4,0.1\n", "line 1, column 'wall_time': missing column 'wall_time'"),
+    "non-numeric": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0,0.1\n1,8,1700000001.0,fast\n", "line 3, column 'learning_rate': 'fast' is not a number"),
+    "nan": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0,nan\n", "line 2, column 'learning_rate': nan is not a finite number"),
+    "inf": ("epoch,step,wall_time,learning_rate\n0,4,inf,0.1\n", "line 2, column 'wall_time': inf is not a finite number"),
+    "delimiter": ("epoch;step;wall_time;learning_rate\n0;4;1700000000.0;0.1\n", "line 1: wrong delimiter ';'"),
+    "no rows": ("epoch,step,wall_time,learning_rate\n", "line 2: no data rows after the header"),
+    "matches nothing": ("epoch,step,wall_time,learning_rate\n50,400,1700000000.0,0.1\n51,408,1700000001.0,0.1\n", "line 2, column 'epoch': epochs 50..51 match nothing in run"),
+    "short row": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0\n", "line 2: 3 cells, want 4"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_sidecars_are_one_line_errors_and_write_nothing(case: str, tmp_path: Path) -> None:
+    text, message = BAD[case]
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text(text)
+    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--sidecar", str(sidecar)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"tbrewrite: error: {sidecar}: {message}"), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _tree_hash(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_merge_into_a_converted_run_out_and_in_place(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["convert", str(FIXTURES / "tf_keras_run"), str(tmp_path / "run")]).exit_code == 0
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text("epoch,step,wall_time,learning_rate,momentum\n" + "".join(
+        f"{e},{4 * (e + 1)},{1795991611.0 + e},{0.5 / 2 ** e},0.9\n" for e in range(4)))
+    before = _tree_hash(tmp_path / "run")
+    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    assert _tree_hash(tmp_path / "run") == before
+    assert [s for s, _, _ in points(tmp_path / "merged", "train/momentum")] == [0, 1, 2, 3]
+    assert [f32(v) for _, _, v in points(tmp_path / "merged", "train/learning_rate")] == [f32(0.5 / 2 ** e) for e in range(4)]
+    originals = {p.name: p.read_bytes() for p in event_files(tmp_path / "run")}
+    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--in-place"])
+    assert result.exit_code == 0, result.output
+    backup = tmp_path / "run.tbrewrite-backup"
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == originals
+    assert len(event_files(tmp_path / "run")) == 1
+    assert points(tmp_path / "run", "train/momentum") == points(tmp_path / "merged", "train/momentum")
+
+
+def test_merge_needs_out_or_in_place(tmp_path: Path) -> None:
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text("epoch,step,wall_time,learning_rate\n0,4,1.0,0.1\n")
+    shutil.copytree(FIXTURES / "tf1_flat_run", tmp_path / "run")
+    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar)])
+    assert result.exit_code == 1
+    assert result.stderr == "tbrewrite: error: give exactly one of --out DIR and --in-place\n"

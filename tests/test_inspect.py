@@ -224,6 +224,30 @@ def test_restarts_are_listed(corpus_doc: tuple[int, dict]) -> None:
     assert not runs["tensorboard-reducer/tests/runs/strict/run_1"]["restarts"]
 
 
+@pytest.mark.parametrize("run", ["tensorboard-reducer/tests/runs/duplicate_steps/run_1", "eyenet/src/Graph"])
+def test_restart_counts_match_the_loader_and_memory_stays_flat(run: str) -> None:
+    files = [CORPUS / run / f for f in sorted(p.name for p in (CORPUS / run).iterdir())]
+    steps: dict[str, list[int]] = {}
+    for tag, step, _, _ in loader_values(files):
+        steps.setdefault(tag, []).append(step)
+    [inspected] = inspect_logdir(CORPUS / run).runs
+    restarts = {r["tag"]: r for r in inspected.to_dict()["restarts"]}
+    for tag, seq in steps.items():
+        if tag == "__run_graph__":
+            continue
+        pairs = list(zip(seq, seq[1:]))
+        down = sum(1 for a, b in pairs if b < a)
+        same = sum(1 for a, b in pairs if b == a)
+        if down + same == 0:
+            assert tag not in restarts
+            continue
+        first = next((a, b) for a, b in pairs if b <= a)
+        r = restarts[tag]
+        assert (r["backwards"], r["repeated"], r["first_from_step"], r["first_to_step"]) == (down, same, *first)
+    # Only the first restart of each tag is kept in memory; the rest are counted.
+    assert all(len(t.backwards) == 1 for t in inspected.restarts())
+
+
 ALL_KINDS = """
 import sys
 import numpy as np

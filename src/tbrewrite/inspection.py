@@ -71,6 +71,10 @@ EVENT_KINDS = (
 )
 """The ``Event.what`` fields always present in a run's ``events`` counts."""
 
+BACKWARDS_KEPT = 1
+"""Per tag, only the first step that goes backwards is kept (the rest are counted), so a
+log whose steps never increase (every value at step 0) is inspected in flat memory."""
+
 TF49109_WARNING = (
     "no epoch_ summaries although batch_ summaries exist: looks like tensorflow#49109 "
     "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
@@ -259,9 +263,9 @@ def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator
 def _inspect_run(run: str, run_dir: Path, files: list[Path], base: Path, resync: bool) -> InspectedRun:
     loaded = [f for f in files if is_event_file(f.name)]
     skipped = [f for f in files if not is_event_file(f.name)]
-    scan = scan_files(loaded, resync=resync)
+    scan = scan_files(loaded, resync=resync, backwards_limit=BACKWARDS_KEPT)
     stats = {s.path: s for s in scan.files}
-    stats.update({s.path: s for s in scan_files(skipped, resync=resync).files})
+    stats.update({s.path: s for s in scan_files(skipped, resync=resync, backwards_limit=0).files})
     inspected = [
         InspectedFile(f, _relative(f, base), is_event_file(f.name), stats[f]) for f in files
     ]
@@ -343,11 +347,10 @@ def _tag_dict(t: TagStats) -> dict[str, object]:
 
 def _restart_dict(t: TagStats) -> dict[str, object]:
     _, first_from, first_to = t.backwards[0]
-    repeated = sum(1 for _, prev, step in t.backwards if step == prev)
     return {
         "tag": t.tag,
-        "backwards": len(t.backwards) - repeated,
-        "repeated": repeated,
+        "backwards": t.backwards_count - t.repeated,
+        "repeated": t.repeated,
         "first_from_step": first_from,
         "first_to_step": first_to,
     }

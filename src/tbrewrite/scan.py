@@ -38,6 +38,10 @@ class TagStats:
         backwards: list of (ordinal, previous_step, step): every value whose step is
             not above the step of the tag's previous value (a restart, or a duplicate
             step). ``ordinal`` counts this tag's values from 0 in stream order.
+            Only the first ``backwards_limit`` are kept when ``scan_files`` is given one.
+        backwards_count: int. How many values' steps are not above the previous value's
+            (``len(backwards)`` unless limited).
+        repeated: int. How many of those equal the previous value's step.
     """
 
     tag: str
@@ -50,6 +54,8 @@ class TagStats:
     last_wall_time: float = 0.0
     metadata: summary_pb2.SummaryMetadata | None = None
     backwards: list[tuple[int, int, int]] = field(default_factory=list)
+    backwards_count: int = 0
+    repeated: int = 0
 
 
 @dataclass
@@ -102,12 +108,20 @@ class StreamScan:
         return {t for t, s in self.tags.items() if s.kind == "scalar"}
 
 
-def scan_files(paths: Iterable[str | os.PathLike[str]], *, resync: bool = False) -> StreamScan:
+def scan_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    resync: bool = False,
+    backwards_limit: int | None = None,
+) -> StreamScan:
     """Read ``paths`` in order as one stream and return their :class:`StreamScan`.
 
     Args:
         paths: event files, in the order TensorBoard reads them.
         resync: bool. Continue after damage from the next valid record.
+        backwards_limit: int or None. Keep at most this many ``TagStats.backwards``
+            entries per tag (they are still counted), so memory stays flat on logs whose
+            steps never increase (e.g. every value at step 0); None keeps all.
 
     Raises:
         OSError: if a file cannot be opened.
@@ -147,7 +161,10 @@ def scan_files(paths: Iterable[str | os.PathLike[str]], *, resync: bool = False)
                         if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
                             ts.kind = value_kind(value, value.metadata.plugin_data.plugin_name)
                     if step <= ts.last_step:
-                        ts.backwards.append((ts.count, ts.last_step, step))
+                        ts.backwards_count += 1
+                        ts.repeated += step == ts.last_step
+                        if backwards_limit is None or len(ts.backwards) < backwards_limit:
+                            ts.backwards.append((ts.count, ts.last_step, step))
                 ts.count += 1
                 ts.last_step = step
                 ts.last_wall_time = wall_time

@@ -91,7 +91,7 @@ def _print_run(run: InspectedRun) -> None:
     for t in run.restarts():
         _, prev, step = t.backwards[0]
         out.print(
-            f"steps of '{t.tag}' go backwards or repeat {len(t.backwards)} time(s) (first {prev} -> {step})",
+            f"steps of '{t.tag}' go backwards or repeat {t.backwards_count} time(s) (first {prev} -> {step})",
             markup=False,
         )
 

@@ -332,7 +332,7 @@ def test_tf49109_is_flagged_on_a_real_keras_run(tmp_path: Path, epochs: str) -> 
         assert expected == TF49109_WARNING
     else:
         assert (train["epoch_loss"]["count"], train["epoch_loss"]["first_step"]) == (1, 2)
-        expected = TF49109_PARTIAL_WARNING.format(tag="epoch_accuracy", count=1, last=2)
+        expected = TF49109_PARTIAL_WARNING.format(tag="epoch_accuracy", count=1, first=2, last=2)
     assert runs["train"]["warnings"] == [expected]
     assert runs["validation"]["warnings"] == []
     assert result.stderr == f"tbrewrite: warning: train: {expected}\n"

@@ -91,14 +91,15 @@ are recorded: :data:`TF49109_PARTIAL_WARNING`.
 
 TF49109_PARTIAL_WARNING = (
     "epoch_ summaries missing for some epochs although batch_ summaries exist "
-    "({tag} has {count} value(s) for epochs 0..{last}): looks like tensorflow#49109 "
+    "({tag}: {count} value(s), epochs {first}..{last}): looks like tensorflow#49109 "
     "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
 )
-"""Warning for a Keras ``train/`` run whose ``epoch_*`` steps (epoch numbers) have gaps.
+"""Warning for a Keras ``train/`` run some of whose epochs have no ``epoch_*`` scalars.
 
-Given when a scalar ``epoch_*`` tag that never goes backwards has fewer values than
-``last_step + 1`` (Keras numbers epochs from 0). A run resumed with ``initial_epoch`` in a
-fresh log_dir looks the same; the message says "looks like".
+Given, as ``convert`` does (``RunPlan.warnings``), when a scalar ``epoch_*`` tag whose
+steps never go backwards has gaps between its first and last epoch, or starts after epoch
+0 although the batch summaries start at the first logged batch (so the run was not
+resumed with ``initial_epoch``).
 """
 
 
@@ -298,14 +299,21 @@ def _layout(run_dir: Path, scan: StreamScan) -> tuple[str, Path | None, str | No
 def _tf49109_warnings(scan: StreamScan) -> list[str]:
     """Return the tensorflow#49109 warnings for a Keras ``train/`` run's scan."""
     scalars = [t for t in scan.tags.values() if t.kind == "scalar"]
-    if not any(t.tag.startswith("batch_") for t in scalars):
+    batch = [t for t in scalars if t.tag.startswith("batch_")]
+    if not batch:
         return []
     epoch = [t for t in scalars if t.tag.startswith("epoch_")]
     if not epoch:
         return [TF49109_WARNING]
+    b = max(batch, key=lambda t: t.count)
+    spacing = (b.last_step - b.first_step) // (b.count - 1) if b.count > 1 else b.first_step
+    from_start = b.first_step == spacing
     for t in epoch:
-        if not t.backwards and t.count < t.last_step + 1:
-            return [TF49109_PARTIAL_WARNING.format(tag=t.tag, count=t.count, last=t.last_step)]
+        gaps = t.count < t.last_step - t.first_step + 1
+        if not t.backwards and (gaps or (from_start and t.first_step > 0)):
+            return [
+                TF49109_PARTIAL_WARNING.format(tag=t.tag, count=t.count, first=t.first_step, last=t.last_step)
+            ]
     return []
 
 

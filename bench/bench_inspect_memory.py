@@ -59,7 +59,10 @@ SCALARS = _metadata("scalars")
 HISTOGRAM_META = _metadata("histograms")
 
 
-def _event(tag: str, step: int, wall_time: float, tensor: tensor_pb2.TensorProto, metadata) -> bytes:  # noqa: ANN001
+def _event(
+    tag: str, step: int, wall_time: float, tensor: tensor_pb2.TensorProto, metadata: summary_pb2.SummaryMetadata
+) -> bytes:
+    """Return one framed record: an Event with one tensor value (TF2 ``tf.summary`` style)."""
     event = event_pb2.Event(wall_time=wall_time, step=step)
     value = event.summary.value.add(tag=tag)
     value.metadata.CopyFrom(metadata)

@@ -121,6 +121,7 @@ class InspectedFile:
 
     @property
     def damage(self) -> list[Damage]:
+        """Every damaged stretch of the file (several only with resync)."""
         return self.stats.damage
 
 
@@ -152,6 +153,7 @@ class InspectedRun:
 
     @property
     def damage(self) -> list[Damage]:
+        """Every damaged stretch of the run's files, placeholders included."""
         return [d for f in self.files for d in f.damage]
 
     @property
@@ -161,6 +163,7 @@ class InspectedRun:
 
     @property
     def tags(self) -> list[TagStats]:
+        """The run's tags in order of first appearance."""
         return list(self.scan.tags.values())
 
     def restarts(self) -> list[TagStats]:
@@ -199,6 +202,7 @@ class LogdirReport:
 
     @property
     def damage(self) -> list[Damage]:
+        """Every damaged stretch of every file under PATH."""
         return [d for r in self.runs for d in r.damage]
 
     def to_dict(self) -> dict[str, object]:
@@ -238,7 +242,18 @@ def inspect_logdir(path: str | os.PathLike[str], *, resync: bool = False) -> Log
 def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator[InspectedRun]:
     """Yield one :class:`InspectedRun` per run under ``path``, each scanned as it is yielded.
 
-    Args and Raises: as :func:`inspect_logdir`.
+    Folders are walked in sorted order; symlinked folders are not followed.
+
+    Args:
+        path: str or PathLike. A folder, or a single event file.
+        resync: bool. After damage, continue from the next valid record.
+
+    Yields:
+        InspectedRun, in order of the run path.
+
+    Raises:
+        InputError: ``path`` does not exist, or holds no file named like an event file.
+        OSError: a file cannot be read.
     """
     root = Path(path)
     if not root.exists():

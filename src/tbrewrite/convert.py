@@ -39,6 +39,7 @@ from tbrewrite.layout import (
     check_dir,
     is_flat_keras_tags,
     is_split_run,
+    tf49109_warnings,
 )
 from tbrewrite.sidecar_merge import MergePlan, SidecarReport, plan_merge
 from tbrewrite.records import Damage
@@ -91,34 +92,18 @@ class RunPlan:
     def warnings(self) -> list[str]:
         """Return notes about problems the log itself shows.
 
-        A keras-split run looks hit by tensorflow#49109 when its ``train/`` has
-        ``batch_`` scalars from the first batch on but epoch summaries are missing (none
-        at all, gaps, or none for epoch 0): with an integer ``update_freq`` that does not
-        divide the batches per epoch, Keras's TensorBoard callback writes an epoch's
-        summaries only when the global batch count is a multiple of ``update_freq``
-        (keras/src/callbacks/tensorboard.py ``_push_writer`` / ``record_if``).
+        A keras-split run looks hit by tensorflow#49109 (Keras's TensorBoard callback
+        dropping epoch summaries when an integer ``update_freq`` does not divide the
+        batches per epoch) as :func:`tbrewrite.layout.tf49109_warnings` tells.
         """
         notes = []
+        fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
         for source, scan in zip(self.sources, self.scans):
-            if source.name != TRAIN_DIR:
-                continue
-            batch = [s for t, s in scan.tags.items() if t.startswith("batch_") and s.kind == "scalar"]
-            epoch = [s for t, s in scan.tags.items() if t.startswith("epoch_") and s.kind == "scalar"]
-            if not batch:
-                continue
-            b = max(batch, key=lambda s: s.count)
-            spacing = (b.last_step - b.first_step) // (b.count - 1) if b.count > 1 else b.first_step
-            from_start = b.first_step == spacing
-            missing = not epoch or any(
-                s.count < s.last_step - s.first_step + 1 or (from_start and s.first_step > 0) for s in epoch
-            )
-            if missing:
-                fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
-                notes.append(
-                    "train/ has batch_ summaries but epoch summaries are missing: looks like tensorflow#49109 "
-                    "(an integer update_freq not dividing the batches per epoch)"
-                    + ("; the CSVLogger sidecar restores them" if fixed else "; merge a CSVLogger file with --sidecar")
-                )
+            if source.name == TRAIN_DIR:
+                for note in tf49109_warnings(scan):
+                    if fixed:
+                        note = note.replace("merge a CSVLogger file with --sidecar", "the CSVLogger sidecar restores them")
+                    notes.append(note)
         return notes
 
     @property

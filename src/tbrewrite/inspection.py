@@ -41,10 +41,13 @@ from tbrewrite.layout import (
     GENERIC,
     KERAS_FLAT,
     KERAS_SPLIT,
+    TF49109_PARTIAL_WARNING,
+    TF49109_WARNING,
     TRAIN_DIR,
     VALIDATION_DIR,
     is_flat_keras_tags,
     is_split_run,
+    tf49109_warnings,
 )
 from tbrewrite.records import Damage
 from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
@@ -74,34 +77,6 @@ EVENT_KINDS = (
 BACKWARDS_KEPT = 1
 """Per tag, only the first step that goes backwards is kept (the rest are counted), so a
 log whose steps never increase (every value at step 0) is inspected in flat memory."""
-
-TF49109_WARNING = (
-    "no epoch_ summaries although batch_ summaries exist: looks like tensorflow#49109 "
-    "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
-)
-"""Warning for a Keras ``train/`` run with ``batch_*`` scalars but no ``epoch_*`` ones.
-
-Keras's TensorBoard callback wraps every summary, the epoch-end ones included, in
-``record_if(step % update_freq == 0)`` keyed on the global batch it pushed last
-(``keras/src/callbacks/tensorboard.py`` ``_push_writer``); with an integer
-``update_freq`` that no epoch's last batch number is a multiple of, no epoch summary is
-ever recorded. When only some epochs' last batch numbers are multiples, only those epochs
-are recorded: :data:`TF49109_PARTIAL_WARNING`.
-"""
-
-TF49109_PARTIAL_WARNING = (
-    "epoch_ summaries missing for some epochs although batch_ summaries exist "
-    "({tag}: {count} value(s), epochs {first}..{last}): looks like tensorflow#49109 "
-    "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
-)
-"""Warning for a Keras ``train/`` run some of whose epochs have no ``epoch_*`` scalars.
-
-Given, as ``convert`` does (``RunPlan.warnings``), when a scalar ``epoch_*`` tag whose
-steps never go backwards has gaps between its first and last epoch, or starts after epoch
-0 although the batch summaries start at the first logged batch (so the run was not
-resumed with ``initial_epoch``).
-"""
-
 
 @dataclass
 class InspectedFile:
@@ -296,7 +271,7 @@ def _inspect_run(run: str, run_dir: Path, files: list[Path], base: Path, resync:
         scan,
     )
     if split == TRAIN_DIR:
-        result.warnings.extend(_tf49109_warnings(scan))
+        result.warnings.extend(tf49109_warnings(scan))
     return result
 
 
@@ -309,27 +284,6 @@ def _layout(run_dir: Path, scan: StreamScan) -> tuple[str, Path | None, str | No
     if is_flat_keras_tags(scan.scalar_tags()):
         return KERAS_FLAT, None, None
     return GENERIC, None, None
-
-
-def _tf49109_warnings(scan: StreamScan) -> list[str]:
-    """Return the tensorflow#49109 warnings for a Keras ``train/`` run's scan."""
-    scalars = [t for t in scan.tags.values() if t.kind == "scalar"]
-    batch = [t for t in scalars if t.tag.startswith("batch_")]
-    if not batch:
-        return []
-    epoch = [t for t in scalars if t.tag.startswith("epoch_")]
-    if not epoch:
-        return [TF49109_WARNING]
-    b = max(batch, key=lambda t: t.count)
-    spacing = (b.last_step - b.first_step) // (b.count - 1) if b.count > 1 else b.first_step
-    from_start = b.first_step == spacing
-    for t in epoch:
-        gaps = t.count < t.last_step - t.first_step + 1
-        if not t.backwards and (gaps or (from_start and t.first_step > 0)):
-            return [
-                TF49109_PARTIAL_WARNING.format(tag=t.tag, count=t.count, first=t.first_step, last=t.last_step)
-            ]
-    return []
 
 
 def _relative(path: Path, base: Path) -> str:

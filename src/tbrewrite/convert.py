@@ -123,13 +123,15 @@ class RunPlan:
                     out.append((source.name, tag, tmap[tag], stats))
         return out
 
-    def backwards(self) -> dict[str, list[tuple[int, int]]]:
-        """Return, per output tag, every ``(previous max step, step)`` where steps go back."""
-        out: dict[str, list[tuple[int, int]]] = {}
+    def backwards(self) -> dict[str, tuple[int, int, int]]:
+        """Return, per output tag whose steps go back, ``(times, previous step, step)``
+        of the first time."""
+        out: dict[str, tuple[int, int, int]] = {}
         for scan, tmap in zip(self.scans, self.tag_map):
             for tag, stats in scan.tags.items():
                 if stats.backwards:
-                    out[tmap[tag]] = [(prev, step) for _, prev, step in stats.backwards]
+                    _, prev, step = stats.backwards[0]
+                    out[tmap[tag]] = (stats.backwards_count, prev, step)
         return out
 
 
@@ -197,6 +199,7 @@ def plan_run(
     *,
     resync: bool = False,
     files: dict[str, list[Path]] | None = None,
+    keep_last: bool = False,
 ) -> RunPlan:
     """Scan one Keras run and decide its layout, tag mapping and output name.
 
@@ -218,7 +221,9 @@ def plan_run(
             VALIDATION_DIR: list_event_files(src_dir / VALIDATION_DIR),
         }
     sources = [Source(name, paths) for name, paths in files.items() if paths]
-    scans = [scan_files(s.files, resync=resync) for s in sources]
+    # Only --restarts keep-last needs every backwards step; reporting needs the first.
+    limit = None if keep_last else 1
+    scans = [scan_files(s.files, resync=resync, backwards_limit=limit) for s in sources]
     if any(s.name in (TRAIN_DIR, VALIDATION_DIR) for s in sources):
         layout = KERAS_SPLIT
     elif scans and is_flat_keras_tags(scans[0].scalar_tags()):
@@ -529,7 +534,7 @@ def _plans(
     rel: str, run_dir: Path, out_dir: Path, mapping: TagMapping, restarts: str, resync: bool
 ) -> Iterator[RunPlan]:
     if restarts != "split":
-        yield plan_run(rel, run_dir, out_dir, mapping, resync=resync)
+        yield plan_run(rel, run_dir, out_dir, mapping, resync=resync, keep_last=restarts == "keep-last")
         return
     for name, files in split_sessions(run_dir):
         sub = rel if rel != "." else ""

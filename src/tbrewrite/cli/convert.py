@@ -106,10 +106,9 @@ def _print_summary(report: ConvertReport, dry_run: bool) -> None:
     for run in report.runs:
         for note in run.plan.warnings():
             err.print(f"tbrewrite: note: {run.plan.run}: {note}", markup=False)
-        for tag, points in run.plan.backwards().items():
-            prev, step = points[0]
+        for tag, (times, prev, step) in run.plan.backwards().items():
             err.print(
-                f"tbrewrite: note: {run.plan.run}: steps of '{tag}' go backwards {len(points)} time(s)"
+                f"tbrewrite: note: {run.plan.run}: steps of '{tag}' go backwards {times} time(s)"
                 f" (first {prev} -> {step}); see --restarts",
                 markup=False,
             )

@@ -7,7 +7,8 @@ are skipped as the Python loader does, a *run* is a directory holding event file
 the files of a run are ordered lexicographically by name (``data/server/run.rs``),
 which for TensorFlow's zero-padded ``events.out.tfevents.<secs>.<host>`` names is
 start-time order. Symlinked directories are not followed (``os.walk`` default), so a
-symlink loop inside a logdir is harmless.
+symlink loop inside a logdir is harmless; a symlink that leads nowhere (dangling, or a
+loop) is not a file and is skipped, as a dangling one is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from tbrewrite.records import INVALID_EVENT, NOT_AN_EVENT_FILE, Damage, RecordReader
+from tbrewrite.records import (
+    FOOTER_LENGTH,
+    HEADER_LENGTH,
+    INVALID_EVENT,
+    NOT_AN_EVENT_FILE,
+    Damage,
+    RecordReader,
+)
 
 Event = event_pb2.Event
 Summary = summary_pb2.Summary
@@ -54,18 +62,22 @@ def list_event_files(run_dir: str | os.PathLike[str]) -> list[Path]:
 
     Returns:
         list of Path, sorted lexicographically by name; regular files (or symlinks to
-        them) whose names contain ``tfevents``, ``*.profile-empty`` excluded.
+        them) whose names contain ``tfevents``, ``*.profile-empty`` excluded. Symlinks
+        that lead to no file (dangling, or a loop: ``ELOOP``) are skipped.
     """
     run_dir = Path(run_dir)
     try:
         entries = sorted(os.scandir(run_dir), key=lambda e: e.name)
     except FileNotFoundError:
         return []
-    return [
-        run_dir / e.name
-        for e in entries
-        if is_event_file(e.name) and e.is_file(follow_symlinks=True)
-    ]
+    return [run_dir / e.name for e in entries if is_event_file(e.name) and _is_file(e)]
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:  # a symlink loop (ELOOP) leads to no file
+        return False
 
 
 def find_run_dirs(logdir: str | os.PathLike[str]) -> Iterator[Path]:
@@ -127,16 +139,22 @@ class EventFileReader:
     Args:
         path: str or PathLike. The event file.
         resync: bool. After damage, continue from the next valid record.
+        limit: int or None. Read only the first ``limit`` bytes (see
+            :class:`tbrewrite.records.RecordReader`).
 
     Attributes:
         damage: list of Damage, once iteration ends.
         records: int. Records read.
+        offset: int. Byte offset where the record of the most recently yielded event
+            starts.
         size: int. File size in bytes.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, resync: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, resync: bool = False, limit: int | None = None
+    ) -> None:
         self.path = os.fspath(path)
-        self._records = RecordReader(path, resync=resync)
+        self._records = RecordReader(path, resync=resync, limit=limit)
         self.resync = resync
         self.invalid: list[Damage] = []
 
@@ -149,6 +167,10 @@ class EventFileReader:
         return self._records.records - len(self.invalid)
 
     @property
+    def offset(self) -> int:
+        return self._records.offset
+
+    @property
     def size(self) -> int:
         return self._records.size
 
@@ -159,11 +181,16 @@ class EventFileReader:
             try:
                 event = parse(data)
             except DecodeError as e:
-                first = reader.records == 1
-                kind = NOT_AN_EVENT_FILE if first else INVALID_EVENT
+                offset = reader.offset
+                kind = NOT_AN_EVENT_FILE if offset == 0 else INVALID_EVENT
                 detail = f"record is not an Event protobuf ({e})"
+                # With resync, reading goes on at the very next record.
+                resumed_at = offset + HEADER_LENGTH + len(data) + FOOTER_LENGTH
                 self.invalid.append(
-                    Damage(self.path, kind, reader.offset, reader.records - 1, detail)
+                    Damage(
+                        self.path, kind, offset, self.records - 1, detail,
+                        resumed_at if self.resync else None,
+                    )
                 )
                 if not self.resync:
                     return

@@ -1,0 +1,119 @@
+"""Coverage-guided fuzzing (atheris / libFuzzer) of the TFRecord and event-file readers.
+
+Run by hand, never by pytest (see README.md for the command and the recorded figures):
+
+    .venv/bin/pip install atheris
+    .venv/bin/python tests/fuzz/fuzz_reader.py -runs=120000 -max_len=65536
+
+Without a corpus directory on the command line, it seeds libFuzzer with the clean real
+event files of ``../shared/corpus`` and ``fixtures/`` (files over ``-max_len`` cut to
+that length) in a temporary directory. For every input:
+
+* ``RecordReader`` without resync yields exactly the records and damage that the naive
+  parser of ``reference.py`` finds;
+* with resync, every record yielded is a whole valid frame at the offset reported, and
+  on inputs up to 4 KiB records and damage (skipped ranges included) equal the naive
+  parser's byte-by-byte resync;
+* ``EventFileReader``, with and without resync, yields only events whose record is a
+  valid frame and that decode to the event yielded.
+
+Any exception (an assertion or anything the readers raise) stops the run with the input
+saved as ``crash-*``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import atheris
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+# Coverage for our own code only: not the protobuf runtime, TensorBoard, or the oracle.
+with atheris.instrument_imports(include=["tbrewrite"]):
+    from tbrewrite.events import EventFileReader
+    from tbrewrite.records import DAMAGE_KINDS, RecordReader
+
+from fuzz.reference import parse, record_at  # noqa: E402 - after the instrumented imports
+
+from conftest import CORPUS, FIXTURES, event_files  # noqa: E402 - after sys.path
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="tbrewrite-fuzz-")) / "events.out.tfevents.0.fuzz"
+RESYNC_ORACLE_MAX = 4096
+stats = {"inputs": 0, "with_damage": 0, "records": 0, "start": time.monotonic()}
+
+
+def check(data: bytes) -> None:
+    SCRATCH.write_bytes(data)
+    reader = RecordReader(SCRATCH)
+    got = [(reader.offset, r) for r in reader]
+    want = parse(data)
+    assert got == want.records, "records differ from the reference parser"
+    assert [(d.offset, d.kind, d.resumed_at) for d in reader.damage] == want.damage
+    stats["with_damage"] += bool(reader.damage)
+    stats["records"] += len(got)
+
+    reader = RecordReader(SCRATCH, resync=True)
+    got = []
+    for record in reader:
+        assert record_at(data, reader.offset) == record, "yielded a record that is not a valid frame"
+        got.append((reader.offset, record))
+    assert all(d.kind in DAMAGE_KINDS for d in reader.damage)
+    if len(data) <= RESYNC_ORACLE_MAX:
+        want = parse(data, resync=True)
+        assert got == want.records, "resync records differ from the byte-by-byte scan"
+        assert [(d.offset, d.kind, d.resumed_at) for d in reader.damage] == want.damage
+
+    for resync in (False, True):
+        events = EventFileReader(SCRATCH, resync=resync)
+        n = 0
+        for event, raw in events:
+            assert record_at(data, events.offset) == raw
+            assert event.SerializeToString() == type(event).FromString(raw).SerializeToString()
+            n += 1
+        assert events.records == n
+        assert all(d.kind in DAMAGE_KINDS for d in events.damage)
+
+
+def test_one_input(data: bytes) -> None:
+    stats["inputs"] += 1
+    check(data)
+
+
+def seed_directory(max_len: int) -> str:
+    seeds = Path(tempfile.mkdtemp(prefix="tbrewrite-fuzz-seeds-"))
+    for k, path in enumerate(sorted(event_files(CORPUS) + event_files(FIXTURES))):
+        data = path.read_bytes()
+        if not parse(data).damage:
+            (seeds / f"seed-{k:03d}").write_bytes(data[:max_len])
+    return str(seeds)
+
+
+def report() -> None:
+    elapsed = time.monotonic() - stats["start"]
+    print(
+        f"\ntbrewrite fuzz: {stats['inputs']} inputs in {elapsed:.0f} s "
+        f"({stats['inputs'] / max(elapsed, 1e-9):.0f}/s); {stats['with_damage']} with damage; "
+        f"{stats['records']} records checked",
+        file=sys.stderr,
+    )
+
+
+def main() -> None:
+    argv = list(sys.argv)
+    max_len = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("-max_len=")), 65536)
+    if not any(not a.startswith("-") for a in argv[1:]):
+        argv.append(seed_directory(max_len))
+    atexit.register(report)
+    atheris.Setup(argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

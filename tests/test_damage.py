@@ -489,6 +489,19 @@ def test_out_already_existing(tmp_path: Path, command: Command) -> None:
     assert output_records(empty) == GOOD[1:]
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
+@pytest.mark.parametrize("below", ["", "run"])
+def test_out_through_a_symlink_loop(tmp_path: Path, command: Command, below: str) -> None:
+    src = clean_src(tmp_path)
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    out = loop / below if below else loop
+    result = run(command, src, out)
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {out}: Too many levels of symbolic links\n"
+    assert sorted(os.listdir(tmp_path)) == ["loop", "src"]
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from tbrewrite.cli import main; main()", *args]
 

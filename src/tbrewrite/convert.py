@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import filecmp
 import heapq
 import os
@@ -420,7 +421,10 @@ def write_run(
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:
     check_dir(src)
-    rs, ro = src.resolve(), out.resolve()
+    try:
+        rs, ro = src.resolve(), out.resolve()
+    except RuntimeError:  # Python < 3.13 raises this for a symlink loop
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(out)) from None
     if rs == ro:
         raise OutputError(f"{out}: OUT is the same folder as SRC; choose a new folder")
     if rs in ro.parents:

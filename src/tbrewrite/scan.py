@@ -33,6 +33,7 @@ class TagStats:
         form: str. How the first value is stored: ``simple_value``, ``tensor``, ``histo``...
         count: int. Values seen.
         first_step, last_step: int (int64). Steps of the first and last value, in file order.
+        min_step, max_step: int (int64). The lowest and highest step of any value.
         first_wall_time, last_wall_time: float seconds since the Unix epoch.
         metadata: SummaryMetadata or None. The first metadata seen for the tag.
         backwards: list of (ordinal, previous_step, step): every value whose step is
@@ -50,6 +51,8 @@ class TagStats:
     count: int = 0
     first_step: int = 0
     last_step: int = 0
+    min_step: int = 0
+    max_step: int = 0
     first_wall_time: float = 0.0
     last_wall_time: float = 0.0
     metadata: summary_pb2.SummaryMetadata | None = None
@@ -151,6 +154,8 @@ def scan_files(
                         value_kind(value, plugin),
                         value_form(value),
                         first_step=step,
+                        min_step=step,
+                        max_step=step,
                         first_wall_time=wall_time,
                         metadata=_copy(value.metadata) if has_meta else None,
                     )
@@ -165,6 +170,10 @@ def scan_files(
                         ts.repeated += step == ts.last_step
                         if backwards_limit is None or len(ts.backwards) < backwards_limit:
                             ts.backwards.append((ts.count, ts.last_step, step))
+                        if step < ts.min_step:
+                            ts.min_step = step
+                    elif step > ts.max_step:
+                        ts.max_step = step
                 ts.count += 1
                 ts.last_step = step
                 ts.last_wall_time = wall_time

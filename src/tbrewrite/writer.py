@@ -52,22 +52,30 @@ class EventFileWriter:
     Args:
         path: str or PathLike. The final path; its directory must exist.
         wall_time: float seconds since the Unix epoch, for the file_version event.
+        header: bytes or None. A serialized ``file_version`` Event to write as the
+            first record instead of the writer's own (``wall_time`` is then unused):
+            a rewrite of a file that starts with one keeps it byte-identical.
 
     Example:
         >>> with EventFileWriter(out_dir / name, wall_time=t0) as w:  # doctest: +SKIP
         ...     w.write_event(event)
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, wall_time: float) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, wall_time: float, header: bytes | None = None
+    ) -> None:
         self.path = Path(path)
         self.temp_path = self.path.with_name(TEMP_PREFIX + self.path.name.replace("tfevents", "ev"))
         self._file = open(self.temp_path, "wb", buffering=_BUFFER)
         self.records = 0
         self.bytes = 0
         self.closed = False
-        header = event_pb2.Event(wall_time=wall_time, file_version=FILE_VERSION)
-        header.source_metadata.writer = WRITER_NAME
-        self.write_event(header)
+        if header is not None:
+            self.write_record(header)
+            return
+        event = event_pb2.Event(wall_time=wall_time, file_version=FILE_VERSION)
+        event.source_metadata.writer = WRITER_NAME
+        self.write_event(event)
 
     def write_record(self, data: bytes) -> None:
         """Frame and append one record (the serialized bytes of an ``Event``)."""

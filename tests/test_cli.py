@@ -124,10 +124,26 @@ def test_paths_with_spaces_and_unicode(tmp_path: Path) -> None:
     assert len(event_files(out)) == 1
 
 
-def test_every_command_has_help() -> None:
+COMMANDS = ("convert", "inspect", "rename", "merge", "export")
+
+
+def test_every_command_has_help_and_a_readme_section() -> None:
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("convert",):
+    registered = {c.name for c in app.registered_commands}
+    assert registered == set(COMMANDS)
+    for command in COMMANDS:
         assert command in result.stdout
         sub = run(command, "--help")
-        assert sub.exit_code == 0 and "Usage" in sub.stdout
+        assert sub.exit_code == 0 and "Usage" in sub.stdout and "Example" in sub.stdout, command
+        assert f"tbrewrite {command}" in readme, command
+
+
+def test_version() -> None:
+    from tbrewrite import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout == f"tbrewrite {__version__}\n"

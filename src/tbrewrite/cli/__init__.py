@@ -12,6 +12,7 @@ from tbrewrite.cli._app import app
 from tbrewrite.cli import convert as _convert  # noqa: F401  (registers the command)
 from tbrewrite.cli import rename as _rename  # noqa: F401  (registers the command)
 from tbrewrite.cli import merge as _merge  # noqa: F401  (registers the command)
+from tbrewrite.cli import export as _export  # noqa: F401  (registers the command)
 from tbrewrite.cli import inspect as _inspect  # noqa: F401  (registers the command)
 
 

@@ -1,0 +1,195 @@
+"""``export``: every scalar of a log as a tidy table (run, tag, step, wall_time, value).
+
+Unlike readers built on TensorBoard's ``EventAccumulator`` (tbparse,
+tensorboard-reducer), nothing is sampled: the accumulator keeps a reservoir of 10,000
+scalars and 10 tensors per tag by default (``event_accumulator.py``
+``DEFAULT_SIZE_GUIDANCE``), and TF2 scalars, stored as tensors, are invisible to its
+``Scalars()``. Both ``simple_value`` and rank-0 float tensors (the ``scalars`` plugin, as
+Keras 3 and tf.keras write them) are read, and rows stream out in chunks so memory stays
+flat however large the log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tbrewrite.errors import InputError
+from tbrewrite.events import EventFileReader, find_run_dirs, is_event_file, list_event_files
+from tbrewrite.records import Damage
+from tbrewrite.sidecar_merge import scalar_value
+
+COLUMNS = ("run", "tag", "step", "wall_time", "value")
+FORMATS = ("csv", "parquet")
+CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class ScalarRow:
+    """One scalar point.
+
+    Attributes:
+        run: str. The run's folder relative to the logdir (``"."`` for the logdir).
+        tag: str.
+        step: int (int64).
+        wall_time: float seconds since the Unix epoch.
+        value: float (the stored float32 or float64, widened).
+    """
+
+    run: str
+    tag: str
+    step: int
+    wall_time: float
+    value: float
+
+
+def _runs(path: Path) -> list[tuple[str, list[Path]]]:
+    if path.is_file():
+        if not is_event_file(path.name):
+            raise InputError(f"{path}: not an event file (its name has no 'tfevents')")
+        return [(".", [path])]
+    if not path.is_dir():
+        raise InputError(f"{path}: no such file or directory")
+    runs = [(os.path.relpath(d, path) if d != path else ".", list_event_files(d)) for d in find_run_dirs(path)]
+    if not runs:
+        raise InputError(f"{path}: no event files found (names containing 'tfevents')")
+    return runs
+
+
+def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = None) -> Iterator[ScalarRow]:
+    """Yield every scalar value under ``path`` (a logdir, a run, or one event file).
+
+    Runs are visited in sorted order, files in TensorBoard's order, values in file
+    order. A value counts as a scalar when it is a ``simple_value`` or a rank-0 float
+    tensor whose tag's first metadata names the ``scalars`` plugin (or has none).
+
+    Args:
+        path: str or PathLike.
+        damage: optional list that receives the :class:`Damage` of damaged files
+            (everything before the damage is yielded).
+
+    Raises:
+        InputError: ``path`` is missing or holds no event files.
+    """
+    for run, files in _runs(Path(path)):
+        plugins: dict[str, str] = {}
+        for file in files:
+            reader = EventFileReader(file)
+            for event, _ in reader:
+                if not event.HasField("summary"):
+                    continue
+                for value in event.summary.value:
+                    plugin = plugins.get(value.tag)
+                    if plugin is None:
+                        plugin = value.metadata.plugin_data.plugin_name if value.HasField("metadata") else ""
+                        plugins[value.tag] = plugin
+                    if plugin not in ("", "scalars"):
+                        continue
+                    number = scalar_value(value)
+                    if number is not None:
+                        yield ScalarRow(run, value.tag, event.step, event.wall_time, number)
+            if damage is not None:
+                damage.extend(reader.damage)
+
+
+def _chunks(rows: Iterator[ScalarRow], size: int) -> Iterator[list[ScalarRow]]:
+    chunk: list[ScalarRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _frame(chunk: list[ScalarRow]):  # noqa: ANN202 - pandas is imported lazily
+    import pandas as pd
+
+    frame = pd.DataFrame(chunk, columns=list(COLUMNS))
+    return frame.astype({"step": "int64", "wall_time": "float64", "value": "float64"})
+
+
+def read_scalars(path: str | os.PathLike[str]):  # noqa: ANN201 - returns a pandas DataFrame
+    """Return every scalar under ``path`` as a pandas DataFrame.
+
+    Columns: ``run`` (str), ``tag`` (str), ``step`` (int64), ``wall_time`` (float64,
+    seconds since the Unix epoch), ``value`` (float64). Damage is not an error here:
+    everything before it is returned (use ``tbrewrite inspect`` to see it).
+
+    Example:
+        >>> df = read_scalars("converted/run1")  # doctest: +SKIP
+        >>> df[df.tag == "val/loss"].plot(x="step", y="value")  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    frames = [_frame(chunk) for chunk in _chunks(iter_scalars(path), CHUNK_ROWS)]
+    if not frames:
+        return _frame([])
+    return pd.concat(frames, ignore_index=True)
+
+
+def export(path: str | os.PathLike[str], out: str | os.PathLike[str], *, fmt: str | None = None, force: bool = False) -> tuple[int, list[Damage]]:
+    """Write every scalar under ``path`` to ``out`` as CSV or Parquet, in chunks.
+
+    Args:
+        path: a logdir, a run, or one event file.
+        out: the table file; its suffix (``.csv`` / ``.parquet``) picks the format
+            unless ``fmt`` is given.
+        fmt: ``"csv"`` or ``"parquet"`` (Parquet needs ``pyarrow``).
+        force: bool. Replace ``out`` if it exists.
+
+    Returns:
+        (rows written, damage found).
+
+    Raises:
+        InputError: bad path or format, or pyarrow missing for Parquet.
+        OutputError: ``out`` exists and ``force`` is not set.
+    """
+    from tbrewrite.errors import OutputError
+
+    out = Path(out)
+    fmt = fmt or out.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise InputError(f"{out}: cannot tell the format; use a .csv or .parquet name or --format")
+    if out.exists() and not force:
+        raise OutputError(f"{out}: already exists; use --force to replace it")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError("parquet export needs pyarrow: pip install pyarrow") from None
+    damage: list[Damage] = []
+    temp = out.with_name(f".{out.name}.tbrewrite-partial")
+    rows = 0
+    try:
+        writer = None
+        for chunk in _chunks(iter_scalars(path, damage=damage), CHUNK_ROWS):
+            frame = _frame(chunk)
+            if fmt == "csv":
+                frame.to_csv(temp, mode="a" if rows else "w", header=not rows, index=False)
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(temp, table.schema)
+                writer.write_table(table)
+            rows += len(chunk)
+        if fmt == "parquet":
+            if writer is None:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.Table.from_pandas(_frame([]), preserve_index=False), temp)
+            else:
+                writer.close()
+        elif not rows:
+            _frame([]).to_csv(temp, index=False)
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return rows, damage

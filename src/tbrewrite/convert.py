@@ -28,7 +28,9 @@ from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.errors import InputError, OutputError
+from google.protobuf.message import DecodeError
+
+from tbrewrite.errors import InputError, InvalidEventError, OutputError
 from tbrewrite.events import EventFileReader, find_run_dirs, is_event_file, list_event_files
 from tbrewrite.layout import (
     GENERIC,
@@ -46,6 +48,7 @@ from tbrewrite.sidecar_merge import MergePlan, SidecarReport, plan_merge
 from tbrewrite.records import Damage
 from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar, discover, read_sidecar
+from tbrewrite.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, Peek, retag_head
 from tbrewrite.writer import EventFileWriter, OutputSet, output_file_name
 
 RESTART_POLICIES = ("keep", "keep-last", "split")
@@ -281,12 +284,23 @@ def start_wall_time(scans: Sequence[StreamScan]) -> float:
     return min((t for t in starts if 0 <= t < 1e10), default=0.0)
 
 
-def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[tuple[float, int, event_pb2.Event, bytes]]:
-    # Read exactly the bytes the scan read: a writer still appending to a file must not
-    # add events (or tags) that the plan has not seen.
+_Item = tuple[float, int, int, "Peek | None", "event_pb2.Event | None", "bytes | None"]
+
+
+def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[_Item]:
+    """Yield ``(wall_time, source index, sequence, peek, event, record bytes)`` of one source.
+
+    ``(wall_time, source index, sequence)`` is unique and orders a stable merge.
+
+    Common-shape records come peeked, not decoded (:mod:`tbrewrite.wire`). Exactly the
+    bytes the scan read are read: a writer still appending to a file must not add
+    events (or tags) that the plan has not seen.
+    """
+    seq = 0
     for stats in files:
-        for event, raw in EventFileReader(stats.path, resync=resync, limit=stats.bytes):
-            yield event.wall_time, index, event, raw
+        for peeked, event, raw in EventFileReader(stats.path, resync=resync, limit=stats.bytes).lazy():
+            seq += 1
+            yield (peeked[WALL_TIME] if peeked is not None else event.wall_time), index, seq, peeked, event, raw
 
 
 class _Survivors:
@@ -353,15 +367,33 @@ def write_run(
     written: set[str] = set()
     dropped = 0
     replaced = merge.drop
-    streams = [_events(i, scan.files, resync) for i, scan in enumerate(plan.scans)]
+    # Per source, tag bytes -> new tag bytes (None: unchanged) for tags whose first value
+    # is written and whose later common-shape records only need their tag spliced.
+    fast: list[dict[bytes, bytes | None]] = [{} for _ in plan.sources]
+    streams: list[Iterator[_Item]] = [_events(i, scan.files, resync) for i, scan in enumerate(plan.scans)]
     if merge.events:
-        streams.append((e.wall_time, -1, e, None) for e in merge.events)
-    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda x: x[0])
-    for _, i, event, raw in merged:
+        streams.append((e.wall_time, len(streams), n, None, e, None) for n, e in enumerate(merge.events))
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+    heads: dict[tuple[bytes, int], bytes] = {}
+    for _, i, _, peeked, event, raw in merged:
         if raw is None:  # a sidecar point: tag final, metadata attached
             written.update(v.tag for v in event.summary.value)
             write_event(event)
             continue
+        if peeked is not None:
+            new = fast[i].get(peeked[TAG], _SLOW)
+            if new is None:
+                write_record(raw)
+                continue
+            rest_at = peeked[REST_AT]
+            if new is not _SLOW and peeked[TAG] not in raw[rest_at:]:
+                key = (new, len(raw) - rest_at)
+                head = heads.get(key)
+                if head is None:
+                    head = heads[key] = retag_head(new, key[1])
+                write_record(raw[: peeked[SUMMARY_AT]] + head + raw[rest_at:])
+                continue
+            event = _decode(raw)
         what = event.WhichOneof("what")
         if what == "file_version":
             continue
@@ -400,6 +432,8 @@ def write_run(
                     changed = True
             elif out == tag and tag not in keepers and out not in replaced:
                 done.add(tag)
+            if tag not in keepers and out not in replaced:
+                fast[i][tag.encode()] = None if out == tag else out.encode()
         if drop:
             for k in reversed(drop):
                 del event.summary.value[k]
@@ -417,6 +451,17 @@ def write_run(
     else:
         report.pending = writer
     return report
+
+
+_SLOW = b"\x00slow"  # not a tag: fast-path lookups that miss
+
+
+def _decode(raw: bytes) -> event_pb2.Event:
+    """Decode a peeked record that needs protobuf after all."""
+    try:
+        return event_pb2.Event.FromString(raw)
+    except DecodeError as e:
+        raise InvalidEventError(f"a record whose checksums hold is not an Event protobuf ({e})") from None
 
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:

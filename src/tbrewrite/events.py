@@ -20,6 +20,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
+from tbrewrite.wire import Peek, peek
 from tbrewrite.records import (
     FOOTER_LENGTH,
     HEADER_LENGTH,
@@ -175,24 +176,55 @@ class EventFileReader:
         return self._records.size
 
     def __iter__(self) -> Iterator[tuple[event_pb2.Event, bytes]]:
+        for _, event, data in self._iter(lazy=False):
+            yield event, data
+
+    def lazy(self) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
+        """Yield ``(peek, event, record_bytes)`` with exactly one of peek and event set.
+
+        A record of the common one-value shape (:func:`tbrewrite.wire.peek`) is not
+        decoded: it comes with its :class:`~tbrewrite.wire.Peek` and ``event=None``, and
+        its value bytes past the tag are not checked. Any other record is decoded as
+        :meth:`__iter__` does.
+        """
+        return self._iter(lazy=True)
+
+    def decode(self, data: bytes) -> event_pb2.Event | None:
+        """Decode the record :meth:`lazy` yielded last; None if it is not an Event.
+
+        A record that does not decode is recorded as damage, exactly as :meth:`__iter__`
+        would; the caller then stops reading the file unless resyncing.
+        """
+        try:
+            return Event.FromString(data)
+        except DecodeError as e:
+            self._invalid(data, e)
+            return None
+
+    def _invalid(self, data: bytes, error: DecodeError) -> None:
+        offset = self._records.offset
+        kind = NOT_AN_EVENT_FILE if offset == 0 else INVALID_EVENT
+        detail = f"record is not an Event protobuf ({error})"
+        # With resync, reading goes on at the very next record.
+        resumed_at = offset + HEADER_LENGTH + len(data) + FOOTER_LENGTH
+        self.invalid.append(
+            Damage(self.path, kind, offset, self.records - 1, detail, resumed_at if self.resync else None)
+        )
+
+    def _iter(self, *, lazy: bool) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
         parse = Event.FromString
         reader = self._records
         for data in reader:
+            if lazy:
+                peeked = peek(data)
+                if peeked is not None:
+                    yield peeked, None, data
+                    continue
             try:
                 event = parse(data)
             except DecodeError as e:
-                offset = reader.offset
-                kind = NOT_AN_EVENT_FILE if offset == 0 else INVALID_EVENT
-                detail = f"record is not an Event protobuf ({e})"
-                # With resync, reading goes on at the very next record.
-                resumed_at = offset + HEADER_LENGTH + len(data) + FOOTER_LENGTH
-                self.invalid.append(
-                    Damage(
-                        self.path, kind, offset, self.records - 1, detail,
-                        resumed_at if self.resync else None,
-                    )
-                )
+                self._invalid(data, e)
                 if not self.resync:
                     return
                 continue
-            yield event, data
+            yield None, event, data

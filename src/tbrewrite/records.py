@@ -29,6 +29,7 @@ FOOTER_LENGTH = 4
 """Bytes after the data: the u32 masked CRC of the data."""
 MASK_DELTA = 0xA282EAD8
 DEFAULT_CHUNK_SIZE = 1 << 20
+_GOOD_HEADERS = 4096
 
 TRUNCATED = "truncated"
 CRC_MISMATCH = "crc_mismatch"
@@ -177,7 +178,24 @@ class RecordReader:
         buf = b""
         pos = 0  # position of the next record inside buf
         base = 0  # file offset of buf[0]
+        # Headers (length + its checksum) already verified, by their 12 bytes: logs
+        # repeat a few record lengths, so most headers need no CRC computation.
+        good: dict[bytes, int] = {}
         while True:
+            if pos + HEADER_LENGTH <= len(buf):
+                length = good.get(buf[pos : pos + HEADER_LENGTH])
+                if length is not None:
+                    end = pos + HEADER_LENGTH + length + FOOTER_LENGTH
+                    if end <= len(buf):
+                        data = buf[pos + HEADER_LENGTH : end - FOOTER_LENGTH]
+                        c = crc(data)
+                        stored = unpack32(buf, end - FOOTER_LENGTH)[0]
+                        if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF == stored:
+                            self.offset = base + pos
+                            self.records += 1
+                            pos = end
+                            yield data
+                            continue
             offset = base + pos
             avail = len(buf) - pos
             left = size - offset  # bytes of the file from this record on
@@ -209,26 +227,49 @@ class RecordReader:
                     part = "data" if HEADER_LENGTH + length > left else "data crc"
                     bad = TRUNCATED, f"truncated record in {part}: needs {need} bytes, {left} left"
                 else:
-                    if avail < need:
-                        more = f.read(min(max(need - avail, chunk_size), left - avail))
-                        buf = buf[pos:] + more
-                        base, pos = offset, 0
-                        if len(buf) < need:
+                    if len(good) < _GOOD_HEADERS:
+                        good[buf[pos : pos + HEADER_LENGTH]] = length
+                    if avail < need and length >= chunk_size:
+                        # A large record: read its data on its own, not through buf,
+                        # so its bytes are copied once (by read) instead of three times.
+                        f.seek(offset + HEADER_LENGTH)
+                        data = f.read(length)
+                        footer = f.read(FOOTER_LENGTH)
+                        buf, base, pos = b"", offset + need, 0
+                        if len(footer) < FOOTER_LENGTH:
                             self._stop(TRUNCATED, offset, "file shrank while being read")
                             return
-                    start = pos + HEADER_LENGTH
-                    data = buf[start : start + length]
-                    (stored,) = unpack32(buf, start + length)
-                    data_crc = _masked(crc(data))
-                    if data_crc == stored:
-                        pos += need
-                        self.offset = offset
-                        self.records += 1
-                        yield data
-                        continue
-                    bad = CRC_MISMATCH, (
-                        f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
-                    )
+                        (stored,) = unpack32(footer)
+                        data_crc = _masked(crc(data))
+                        if data_crc == stored:
+                            self.offset = offset
+                            self.records += 1
+                            yield data
+                            continue
+                        bad = CRC_MISMATCH, (
+                            f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
+                        )
+                    else:
+                        if avail < need:
+                            more = f.read(min(max(need - avail, chunk_size), left - avail))
+                            buf = buf[pos:] + more
+                            base, pos = offset, 0
+                            if len(buf) < need:
+                                self._stop(TRUNCATED, offset, "file shrank while being read")
+                                return
+                        start = pos + HEADER_LENGTH
+                        data = buf[start : start + length]
+                        (stored,) = unpack32(buf, start + length)
+                        data_crc = _masked(crc(data))
+                        if data_crc == stored:
+                            pos += need
+                            self.offset = offset
+                            self.records += 1
+                            yield data
+                            continue
+                        bad = CRC_MISMATCH, (
+                            f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
+                        )
             resume = self._damaged(f, bad[0], offset, bad[1])
             if resume is None:
                 return

@@ -20,6 +20,7 @@ from pathlib import Path
 from tensorboard.compat.proto import summary_pb2
 
 from tbrewrite.events import EventFileReader, value_form, value_kind
+from tbrewrite.wire import STEP, TAG, WALL_TIME, has_metadata
 from tbrewrite.records import Damage
 
 
@@ -132,10 +133,27 @@ def scan_files(
     scan = StreamScan()
     tags = scan.tags
     kinds = scan.event_kinds
+    names: dict[bytes, str] = {}
     for path in paths:
         reader = EventFileReader(path, resync=resync)
         stats = FileStats(Path(path))
-        for event, _ in reader:
+        for peeked, event, data in reader.lazy():
+            if peeked is not None:
+                if stats.first_wall_time is None:
+                    stats.first_wall_time = peeked[WALL_TIME]
+                name = names.get(peeked[TAG])
+                ts = tags.get(name) if name is not None else None
+                if ts is not None and (ts.metadata is not None or has_metadata(data, peeked) is False):
+                    kinds["summary"] += 1
+                    _observe(ts, peeked[STEP], peeked[WALL_TIME], backwards_limit)
+                    continue
+                event = reader.decode(data)
+                if event is None:
+                    if resync:
+                        continue
+                    break
+                if name is None and len(event.summary.value) == 1:
+                    names[peeked[TAG]] = event.summary.value[0].tag
             what = event.WhichOneof("what")
             kinds[what or "empty"] += 1
             if stats.first_wall_time is None:
@@ -149,40 +167,47 @@ def scan_files(
                 if ts is None:
                     has_meta = value.HasField("metadata")
                     plugin = value.metadata.plugin_data.plugin_name if has_meta else ""
-                    ts = TagStats(
+                    tags[value.tag] = TagStats(
                         value.tag,
                         value_kind(value, plugin),
                         value_form(value),
+                        count=1,
                         first_step=step,
+                        last_step=step,
                         min_step=step,
                         max_step=step,
                         first_wall_time=wall_time,
+                        last_wall_time=wall_time,
                         metadata=_copy(value.metadata) if has_meta else None,
                     )
-                    tags[value.tag] = ts
-                else:
-                    if ts.metadata is None and value.HasField("metadata"):
-                        ts.metadata = _copy(value.metadata)
-                        if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
-                            ts.kind = value_kind(value, value.metadata.plugin_data.plugin_name)
-                    if step <= ts.last_step:
-                        ts.backwards_count += 1
-                        ts.repeated += step == ts.last_step
-                        if backwards_limit is None or len(ts.backwards) < backwards_limit:
-                            ts.backwards.append((ts.count, ts.last_step, step))
-                        if step < ts.min_step:
-                            ts.min_step = step
-                    elif step > ts.max_step:
-                        ts.max_step = step
-                ts.count += 1
-                ts.last_step = step
-                ts.last_wall_time = wall_time
+                    continue
+                if ts.metadata is None and value.HasField("metadata"):
+                    ts.metadata = _copy(value.metadata)
+                    if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
+                        ts.kind = value_kind(value, value.metadata.plugin_data.plugin_name)
+                _observe(ts, step, wall_time, backwards_limit)
         stats.records = reader.records
         stats.bytes = reader.size
         stats.damage = reader.damage
         scan.events += reader.records
         scan.files.append(stats)
     return scan
+
+
+def _observe(ts: TagStats, step: int, wall_time: float, backwards_limit: int | None) -> None:
+    """Count one more value of ``ts`` at ``step``; note steps that go back."""
+    if step <= ts.last_step:
+        ts.backwards_count += 1
+        ts.repeated += step == ts.last_step
+        if backwards_limit is None or len(ts.backwards) < backwards_limit:
+            ts.backwards.append((ts.count, ts.last_step, step))
+        if step < ts.min_step:
+            ts.min_step = step
+    elif step > ts.max_step:
+        ts.max_step = step
+    ts.count += 1
+    ts.last_step = step
+    ts.last_wall_time = wall_time
 
 
 def _copy(metadata: summary_pb2.SummaryMetadata) -> summary_pb2.SummaryMetadata:

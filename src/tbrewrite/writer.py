@@ -67,6 +67,9 @@ class EventFileWriter:
         self.path = Path(path)
         self.temp_path = self.path.with_name(TEMP_PREFIX + self.path.name.replace("tfevents", "ev"))
         self._file = open(self.temp_path, "wb", buffering=_BUFFER)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._headers: dict[int, bytes] = {}
         self.records = 0
         self.bytes = 0
         self.closed = False
@@ -78,15 +81,36 @@ class EventFileWriter:
         self.write_event(event)
 
     def write_record(self, data: bytes) -> None:
-        """Frame and append one record (the serialized bytes of an ``Event``)."""
-        length = _U64.pack(len(data))
-        write = self._file.write
-        write(length)
-        write(_U32.pack(masked_crc32c(length)))
-        write(data)
-        write(_U32.pack(masked_crc32c(data)))
+        """Frame and append one record (the serialized bytes of an ``Event``).
+
+        Small records are gathered and written 1 MiB at a time; the 12-byte header of
+        each record length is computed once (scalar logs repeat a few lengths).
+        """
+        n = len(data)
+        header = self._headers.get(n)
+        if header is None:
+            length = _U64.pack(n)
+            header = self._headers[n] = length + _U32.pack(masked_crc32c(length))
+        footer = _U32.pack(masked_crc32c(data))
+        if n >= _BUFFER:
+            self._flush()
+            write = self._file.write
+            write(header)
+            write(data)
+            write(footer)
+        else:
+            self._pending.append(header + data + footer)
+            self._pending_bytes += n + 16
+            if self._pending_bytes >= _BUFFER:
+                self._flush()
         self.records += 1
-        self.bytes += len(data) + 16
+        self.bytes += n + 16
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._file.write(b"".join(self._pending))
+            self._pending.clear()
+            self._pending_bytes = 0
 
     def write_event(self, event: event_pb2.Event) -> None:
         """Serialize and append one ``Event``."""
@@ -96,6 +120,7 @@ class EventFileWriter:
         """Flush, fsync and rename the file into place; return its final path."""
         if self.closed:
             return self.path
+        self._flush()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()

@@ -160,3 +160,29 @@ def test_keep_last_shows_what_tensorboard_shows(tmp_path: Path) -> None:
             raw = tb.scalars("raw", old)
             assert [s for _, s, _ in raw] == [0, 1, 2, 3, 4, 5, 6]
             assert tb.scalars("converted", new) == raw
+
+
+def _tree(tmp_path: Path, runs: int) -> Path:
+    root = tmp_path / "logs"
+    for k in range(runs):
+        shutil.copytree(FIXTURES / ("keras3_run" if k % 2 else "tf_keras_run"), root / f"run{k:02d}")
+    return root
+
+
+def test_parallel_tree_equals_sequential(tmp_path: Path) -> None:
+    root = _tree(tmp_path, 6)
+    one = convert(root, tmp_path / "one", jobs=1)
+    two = convert(root, tmp_path / "two", jobs=2)
+    assert [r.plan.run for r in one.runs] == [r.plan.run for r in two.runs] == [f"run{k:02d}" for k in range(6)]
+    for a, b in zip(one.runs, two.runs):
+        assert a.output.relative_to(tmp_path / "one") == b.output.relative_to(tmp_path / "two")
+        assert a.output.read_bytes() == b.output.read_bytes()
+
+
+def test_parallel_failure_leaves_nothing(tmp_path: Path) -> None:
+    root = _tree(tmp_path, 4)
+    (root / "run03" / "learning_rate.csv").write_text("epoch;step;wall_time;learning_rate\n")
+    result = runner.invoke(app, ["convert", str(root), str(tmp_path / "out"), "--jobs", "2"])
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {root / 'run03' / 'learning_rate.csv'}: line 1: wrong delimiter ';'; sidecars are comma-separated\n"
+    assert not (tmp_path / "out").exists()

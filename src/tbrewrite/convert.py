@@ -22,6 +22,8 @@ import errno
 import filecmp
 import heapq
 import os
+import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,11 +47,12 @@ from tbrewrite.layout import (
     tf49109_warnings,
 )
 from tbrewrite.sidecar_merge import MergePlan, SidecarReport, plan_merge
+from tbrewrite.parallel import default_jobs, map_ordered
 from tbrewrite.records import Damage
 from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar, discover, read_sidecar
 from tbrewrite.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, Peek, retag_head
-from tbrewrite.writer import EventFileWriter, OutputSet, output_file_name
+from tbrewrite.writer import WRITER_NAME, EventFileWriter, OutputSet, output_file_name
 
 RESTART_POLICIES = ("keep", "keep-last", "split")
 
@@ -497,6 +500,7 @@ def convert(
     dry_run: bool = False,
     resync: bool = False,
     sidecars: Sequence[str | os.PathLike[str]] = (),
+    jobs: int | None = None,
     on_run: Callable[[RunReport], None] | None = None,
 ) -> ConvertReport:
     """Convert the Keras run (or tree of runs) at ``src`` into hierarchical runs at ``out``.
@@ -522,7 +526,10 @@ def convert(
             (see :mod:`tbrewrite.sidecar`); only when ``src`` is one run. A
             ``learning_rate.csv`` beside a run's ``train/`` and ``validation/`` is
             merged without being named.
-        on_run: optional callback given each RunReport as soon as it is done.
+        jobs: int or None. Runs converted at once, in worker processes (default: every
+            core); 1 converts in this process.
+        on_run: optional callback given each RunReport as soon as it is done, in SRC
+            order.
 
     Returns:
         ConvertReport.
@@ -546,26 +553,103 @@ def convert(
         raise InputError(f"{src}: --sidecar needs SRC to be one run, but it holds {len(runs)} runs")
     given = [read_sidecar(path, mapping) for path in sidecars]
     report = ConvertReport()
-    with OutputSet() as outputs:
-        for rel, run_dir in runs:
-            out_dir = out if rel == "." else out / rel
-            found = [read_sidecar(p, mapping) for p in discover(run_dir) if Path(p).resolve() not in {Path(g).resolve() for g in sidecars}]
-            for plan in _plans(rel, run_dir, out_dir, mapping, restarts, resync):
-                if restarts != "split":
-                    plan.sidecars = given + found
-                merge = plan_merge(plan, plan.sidecars, resync=resync)
-                if dry_run:
-                    run_report = RunReport(plan, sidecars=merge.reports)
-                else:
-                    with _name_write_errors(plan.out_dir / plan.out_name):
-                        run_report = write_run(plan, outputs, restarts=restarts, resync=resync, merge=merge)
-                    run_report.unchanged = _same_bytes(plan, run_report.output)
-                report.runs.append(run_report)
-                if on_run is not None:
-                    on_run(run_report)
-        if force and not dry_run:
-            _remove_stale(report)
+    tasks = [
+        _Task(rel, run_dir, out if rel == "." else out / rel, mapping, restarts, resync, dry_run, given)
+        for rel, run_dir in runs
+    ]
+
+    def done(_: int, reports: list[RunReport]) -> None:
+        for run_report in reports:
+            if on_run is not None:
+                on_run(run_report)
+
+    jobs = jobs or default_jobs()
+    if dry_run or len(tasks) == 1 or jobs <= 1:
+        with OutputSet() as outputs:
+            for i, task in enumerate(tasks):
+                reports = _convert_run(task, outputs)
+                report.runs.extend(reports)
+                done(i, reports)
+    else:
+        # A few batches per worker: fewer round trips, and each batch overlaps its
+        # files' fsyncs with writing the next ones.
+        size = max(1, -(-len(tasks) // (jobs * 4)))
+        batches = [tasks[k : k + size] for k in range(0, len(tasks), size)]
+        existed = out.exists()
+        started = time.time()
+        try:
+            results = map_ordered(_convert_batch, batches, jobs, done)
+            report.runs = [r for reports in results for r in reports]
+        except BaseException:
+            _remove_outputs(tasks, out, existed, started)
+            raise
+    if force and not dry_run:
+        _remove_stale(report)
     return report
+
+
+@dataclass
+class _Task:
+    """One run of ``convert``, as sent to a worker process."""
+
+    rel: str
+    run_dir: Path
+    out_dir: Path
+    mapping: TagMapping
+    restarts: str
+    resync: bool
+    dry_run: bool
+    given: list[Sidecar]
+
+
+def _convert_run(task: _Task, outputs: OutputSet) -> list[RunReport]:
+    """Plan, merge sidecars into and write one run (several with ``--restarts split``)."""
+    given_paths = {g.path.resolve() for g in task.given}
+    found = [read_sidecar(p, task.mapping) for p in discover(task.run_dir) if p.resolve() not in given_paths]
+    reports = []
+    for plan in _plans(task.rel, task.run_dir, task.out_dir, task.mapping, task.restarts, task.resync):
+        if task.restarts != "split":
+            plan.sidecars = task.given + found
+        merge = plan_merge(plan, plan.sidecars, resync=task.resync)
+        if task.dry_run:
+            reports.append(RunReport(plan, sidecars=merge.reports))
+            continue
+        with _name_write_errors(plan.out_dir / plan.out_name):
+            run_report = write_run(plan, outputs, restarts=task.restarts, resync=task.resync, merge=merge, publish=False)
+            writer = run_report.pending
+            assert writer is not None
+            writer.flush()
+            run_report.unchanged = _same_bytes(plan, writer.temp_path)
+            run_report.output = outputs.publish(writer, wait=False)
+            run_report.pending = None
+        reports.append(run_report)
+    return reports
+
+
+def _convert_batch(tasks: list[_Task]) -> list[RunReport]:
+    """A worker process's job: some runs, their output removed if one fails."""
+    with OutputSet() as outputs:
+        return [r for task in tasks for r in _convert_run(task, outputs)]
+
+
+def _remove_outputs(tasks: list[_Task], out: Path, existed: bool, started: float) -> None:
+    """Undo a failed parallel convert, including runs that finished after the failure.
+
+    A new OUT goes whole. In an OUT that existed (``--force``), the event files this
+    command wrote (our name suffix, written since it started) go, then empty folders.
+    """
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for task in tasks:
+        for path in list_event_files(task.out_dir):
+            with contextlib.suppress(OSError):
+                if path.name.endswith("." + WRITER_NAME) and path.stat().st_mtime >= started:
+                    path.unlink()
+    for dirpath, _, _ in sorted(os.walk(out), key=lambda w: -len(Path(w[0]).parts)):
+        if Path(dirpath) != out:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
 
 
 @contextlib.contextmanager
@@ -626,7 +710,7 @@ def split_sessions(run_dir: Path) -> list[tuple[str, dict[str, list[Path]]]]:
 
 
 def _same_bytes(plan: RunPlan, output: Path | None) -> bool:
-    """True if the run was one file whose bytes equal the output (nothing to convert)."""
+    """True if the run was one file whose bytes equal ``output`` (nothing to convert)."""
     files = [f for s in plan.sources for f in s.files]
     if output is None or len(files) != 1 or plan.renamed() or plan.sidecars:
         return False

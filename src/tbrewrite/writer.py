@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2
@@ -25,6 +26,8 @@ from tbrewrite.records import masked_crc32c
 WRITER_NAME = "tbrewrite"
 TEMP_PREFIX = ".tbrewrite-partial-"
 _BUFFER = 1 << 20
+_DIRECT = 1 << 16
+_SYNC_THREADS = 8
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
@@ -83,8 +86,9 @@ class EventFileWriter:
     def write_record(self, data: bytes) -> None:
         """Frame and append one record (the serialized bytes of an ``Event``).
 
-        Small records are gathered and written 1 MiB at a time; the 12-byte header of
-        each record length is computed once (scalar logs repeat a few lengths).
+        Records under 64 KiB are gathered and written 1 MiB at a time, larger ones are
+        written as they are (no copy); the 12-byte header of each record length is
+        computed once (scalar logs repeat a few lengths).
         """
         n = len(data)
         header = self._headers.get(n)
@@ -92,7 +96,7 @@ class EventFileWriter:
             length = _U64.pack(n)
             header = self._headers[n] = length + _U32.pack(masked_crc32c(length))
         footer = _U32.pack(masked_crc32c(data))
-        if n >= _BUFFER:
+        if n >= _DIRECT:  # large: no copy into the batch
             self._flush()
             write = self._file.write
             write(header)
@@ -116,12 +120,16 @@ class EventFileWriter:
         """Serialize and append one ``Event``."""
         self.write_record(event.SerializeToString())
 
+    def flush(self) -> None:
+        """Hand everything written so far to the OS (no fsync); the file stays temporary."""
+        self._flush()
+        self._file.flush()
+
     def close(self) -> Path:
         """Flush, fsync and rename the file into place; return its final path."""
         if self.closed:
             return self.path
-        self._flush()
-        self._file.flush()
+        self.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.temp_path, self.path)
@@ -171,13 +179,18 @@ class OutputSet:
 
     Use as a context manager: on an exception (including KeyboardInterrupt) every
     writer still open is aborted, every file published is deleted, and every directory
-    created is removed (deepest first, only if empty).
+    created is removed (deepest first, only if empty). Files published in the
+    background (``publish(..., wait=False)``: fsync and rename on a thread, so the
+    next file is being written while the disk syncs this one) are all waited for on
+    leaving the ``with`` block; a failure there rolls everything back too.
     """
 
     def __init__(self) -> None:
         self._writers: list[EventFileWriter] = []
         self._files: list[Path] = []
         self._dirs: list[Path] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._background: list[Future[Path]] = []
 
     def makedirs(self, path: str | os.PathLike[str]) -> Path:
         """Create ``path`` and missing parents, remembering what was created."""
@@ -201,11 +214,34 @@ class OutputSet:
         self._writers.append(writer)
         return writer
 
-    def publish(self, writer: EventFileWriter) -> Path:
-        """Close ``writer`` (rename into place) and remember the published file."""
-        path = writer.close()
-        self._files.append(path)
-        return path
+    def publish(self, writer: EventFileWriter, *, wait: bool = True) -> Path:
+        """Close ``writer`` (fsync, rename into place); return its final path.
+
+        With ``wait=False`` the fsync and rename run on a background thread; the file
+        is in place once the ``with`` block is left (or :meth:`wait` returns).
+        """
+        self._files.append(writer.path)
+        if wait:
+            return writer.close()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="tbrewrite-fsync")
+        self._background.append(self._pool.submit(writer.close))
+        return writer.path
+
+    def wait(self) -> None:
+        """Wait for every background publish; raise the first error."""
+        errors = []
+        for future in self._background:
+            try:
+                future.result()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+        self._background.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        if errors:
+            raise errors[0]
 
     def add_file(self, path: str | os.PathLike[str]) -> None:
         """Remember a file created by other means (e.g. a copied non-event file)."""
@@ -213,6 +249,10 @@ class OutputSet:
 
     def rollback(self) -> None:
         """Delete everything this set created."""
+        try:
+            self.wait()
+        except BaseException:  # noqa: BLE001 - rolling back anyway
+            pass
         for w in self._writers:
             w.abort()
         for f in reversed(self._files):
@@ -232,3 +272,9 @@ class OutputSet:
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         if exc_type is not None:
             self.rollback()
+            return
+        try:
+            self.wait()
+        except BaseException:
+            self.rollback()
+            raise

@@ -25,6 +25,7 @@ def convert_command(
     force: Annotated[bool, typer.Option("--force", help="Replace event files already in OUT.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the mapping per run; write nothing.")] = False,
     resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Runs converted at once (default: every core).")] = None,
     sidecar: Annotated[Optional[list[Path]], typer.Option("--sidecar", help="Learning-rate sidecar or Keras CSVLogger file to merge (repeatable); learning_rate.csv beside train/ is found without it.")] = None,
 ) -> None:
     """Convert Keras runs into one run each with train/... and val/... tags.
@@ -40,14 +41,14 @@ def convert_command(
         if many and not dry_run:
             with Progress(
                 TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                console=err, transient=True,
+                console=err, transient=True, disable=not err.is_terminal,
             ) as progress:
                 task = progress.add_task("", total=len(discover_runs(src)))
 
                 def advance(run: RunReport) -> None:
                     progress.update(task, advance=1, description=run.plan.run)
 
-                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, sidecars=sidecar or (), on_run=advance)
+                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, sidecars=sidecar or (), jobs=jobs, on_run=advance)
         else:
             report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, dry_run=dry_run, resync=resync, sidecars=sidecar or ())
     if dry_run:

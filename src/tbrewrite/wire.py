@@ -73,6 +73,10 @@ def peek(d: bytes) -> Peek | None:
             b = d[10]
             if b < 0x80:
                 step, p = b, 11
+            elif d[11] < 0x80:
+                step, p = (b & 0x7F) | d[11] << 7, 12
+            elif d[12] < 0x80:
+                step, p = (b & 0x7F) | (d[11] & 0x7F) << 7 | d[12] << 14, 13
             else:
                 step, p = _varint(d, 10)
                 if step >= 1 << 63:

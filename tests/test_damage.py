@@ -89,11 +89,33 @@ FRAMES = [encode_record(r) for r in GOOD]
 START = [sum(len(f) for f in FRAMES[:k]) for k in range(len(FRAMES) + 1)]
 WHOLE = b"".join(FRAMES)
 PETABYTES = struct.pack("<Q", 1 << 50)
-NOT_AN_EVENT = b"\xff\xff\xff\xff"  # tag 0x7fffffff.. with a broken varint: no protobuf
+NOT_AN_EVENT = b"\xff\xff\xff\xff"  # a field key whose varint never ends: no protobuf parses it
 
 
 def flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def broken_value(record: bytes) -> bytes:
+    """The same record with its simple_value field (key 0x15 + 4 bytes) replaced by 5
+    bytes of 0xff: same lengths, so still the common one-value shape up to the tag
+    (``tbrewrite.wire.peek`` reads it), but no longer protobuf."""
+    at = record.rindex(b"\x15", 0, len(record) - 4)
+    return record[:at] + b"\xff" * 5 + record[at + 5 :]
+
+
+def with_metadata(record: bytes) -> bytes:
+    e = event_pb2.Event.FromString(record)
+    e.summary.value[0].metadata.plugin_data.plugin_name = "scalars"
+    return e.SerializeToString()
+
+
+# As GOOD, but the first value of the tag carries plugin metadata (as TF2 writers do).
+GOOD_META = [FILE_VERSION] + [
+    (with_metadata if k == 1 else lambda r: r)(scalar(k, "metrics/m", 1.0 / k)) for k in range(1, 6)
+]
+WHOLE_META = b"".join(encode_record(r) for r in GOOD_META)
+START_META = [sum(len(r) + 16 for r in GOOD_META[:k]) for k in range(len(GOOD_META) + 1)]
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,7 @@ class Damaged:
         detail: str. How the reported detail starts.
         recovered: int. Records before the damage (file_version included), all of
             which must be in the output.
+        good: tuple of bytes. The undamaged records the case is made from.
     """
 
     name: str
@@ -116,6 +139,7 @@ class Damaged:
     offset: int = 0
     detail: str = ""
     recovered: int = 0
+    good: tuple[bytes, ...] = tuple(GOOD)
 
 
 DAMAGED = [
@@ -164,6 +188,16 @@ DAMAGED = [
         "record is not an Event protobuf", 3,
     ),
     Damaged(
+        "valid-crcs-common-shape-not-an-event",
+        lambda: WHOLE[: START[3]] + encode_record(broken_value(GOOD[3])) + WHOLE[START[3] :],
+        INVALID_EVENT, START[3], "record is not an Event protobuf", 3,
+    ),
+    Damaged(
+        "valid-crcs-not-an-event-after-metadata",
+        lambda: WHOLE_META[: START_META[3]] + encode_record(broken_value(GOOD_META[3])) + WHOLE_META[START_META[3] :],
+        INVALID_EVENT, START_META[3], "record is not an Event protobuf", 3, tuple(GOOD_META),
+    ),
+    Damaged(
         "first-record-not-an-event", lambda: encode_record(NOT_AN_EVENT) + WHOLE, NOT_AN_EVENT_FILE, 0,
         "record is not an Event protobuf", 0,
     ),
@@ -171,12 +205,17 @@ DAMAGED = [
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` (symlinks as their target text)."""
+    """sha256 of every file under ``root`` (symlinks as their target, FIFOs as their type)."""
     out = {}
     for dirpath, _, names in os.walk(root):
         for name in names:
             p = Path(dirpath, name)
-            raw = os.readlink(p).encode() if p.is_symlink() else p.read_bytes()
+            if p.is_symlink():
+                raw = os.readlink(p).encode()
+            elif p.is_fifo():
+                raw = b"fifo"
+            else:
+                raw = p.read_bytes()
             out[str(p.relative_to(root))] = hashlib.sha256(raw).hexdigest()
     return out
 
@@ -221,7 +260,7 @@ def test_damaged_input(tmp_path: Path, command: Command, case: Damaged) -> None:
         assert line.endswith(f"; {case.recovered} records recovered before it)"), line
     # Everything before the damage is in the output, byte for byte; the input's own
     # file_version event is replaced by the output's.
-    assert output_records(tmp_path / "out") == GOOD[1 : case.recovered]
+    assert output_records(tmp_path / "out") == list(case.good[1 : case.recovered])
 
 
 # Real damage in the corpus (PROVENANCE.md): kind, offset, and the records before it.
@@ -422,7 +461,7 @@ def test_paths_with_spaces_and_unicode_are_named_exactly(tmp_path: Path, command
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
-def test_symlink_loops_inside_the_logdir(tmp_path: Path, command: Command) -> None:
+def test_symlink_loops_and_special_files_inside_the_logdir(tmp_path: Path, command: Command) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / EVENT_FILE).write_bytes(WHOLE)
@@ -430,6 +469,9 @@ def test_symlink_loops_inside_the_logdir(tmp_path: Path, command: Command) -> No
     (src / "events.out.tfevents.1700000001.loop").symlink_to("events.out.tfevents.1700000001.loop")
     (src / "events.out.tfevents.1700000002.a").symlink_to("events.out.tfevents.1700000002.b")
     (src / "events.out.tfevents.1700000002.b").symlink_to("events.out.tfevents.1700000002.a")
+    # Not files either, and reading them would never end: a FIFO and an endless device.
+    os.mkfifo(src / "events.out.tfevents.1700000003.fifo")
+    (src / "events.out.tfevents.1700000004.zero").symlink_to("/dev/zero")
     before = tree_hashes(src)
     result = run(command, src, tmp_path / "out")
     assert result.exit_code == 0, result.output
@@ -703,12 +745,16 @@ def keys(records: list[bytes]) -> Counter:
     return out
 
 
+# TBREWRITE_FUZZ_EXAMPLES=N runs N examples instead of 40 (tests/fuzz/README.md).
+LONG_RUN = int(os.environ.get("TBREWRITE_FUZZ_EXAMPLES", "0"))
+
+
 @pytest.fixture(scope="module")
 def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hostile")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=LONG_RUN or 40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sources=st.lists(st.lists(hostile_events(), max_size=12), min_size=1, max_size=3),
     split=st.booleans(),

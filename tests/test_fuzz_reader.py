@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
 from conftest import CORPUS, FIXTURES, event_files
-from fuzz.reference import parse, record_at
+from fuzz.checks import check_lazy_reading
+from fuzz.reference import parse, record_at, reframe
 from tbrewrite.events import EventFileReader
 from tbrewrite.records import DAMAGE_KINDS, DEFAULT_CHUNK_SIZE, RecordReader, encode_record, find_next_record
 
@@ -194,3 +195,13 @@ def test_resync_scan_finds_what_a_per_byte_scan_finds(scratch: Path, data: bytes
     want = next((q for q in range(start, size) if record_at(data[:size], q) is not None), None)
     with open(scratch, "rb", buffering=0) as f:
         assert find_next_record(f, start, size, window) == want
+
+
+@examples(100)
+@given(
+    seed=st.sampled_from(SEEDS),
+    bits=st.lists(st.integers(0, 2**40), min_size=1, max_size=8),
+    resync=st.booleans(),
+)
+def test_records_whose_checksums_hold_but_bytes_are_mutated(scratch: Path, seed: Path, bits: list[int], resync: bool) -> None:
+    check_lazy_reading(scratch, reframe(flip_bits(seed_bytes(seed), bits)), resync)

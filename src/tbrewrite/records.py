@@ -366,13 +366,13 @@ def find_next_record(f, start: int, size: int, window: int = 1 << 20) -> int | N
     """Return the first offset >= ``start`` where a whole valid record begins, or None.
 
     A candidate must have a valid length checksum, fit in the first ``size`` bytes of
-    the file, and have a valid data checksum. The scan reads pieces of 4 KiB doubling up
-    to ``window`` bytes (a record right after the damage is found without reading far;
-    a long stretch of garbage is scanned in big vectorised pieces), so memory stays
-    bounded.
+    the file, and have a valid data checksum. The scan reads pieces of 256 bytes
+    doubling up to ``window`` bytes (a record right after the damage is found without
+    reading far; a long stretch of garbage is scanned in big vectorised pieces), so
+    memory stays bounded.
     """
     pos = start
-    piece = min(4096, window)
+    piece = min(256, window)
     while pos + HEADER_LENGTH + FOOTER_LENGTH <= size:
         f.seek(pos)
         buf = f.read(min(piece, size - pos) + HEADER_LENGTH - 1)

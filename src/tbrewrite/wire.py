@@ -79,6 +79,7 @@ def peek(d: bytes) -> Peek | None:
                 step, p = (b & 0x7F) | (d[11] & 0x7F) << 7 | d[12] << 14, 13
             else:
                 step, p = _varint(d, 10)
+                step &= (1 << 64) - 1  # protobuf keeps the low 64 bits of an overlong varint
                 if step >= 1 << 63:
                     step -= 1 << 64
         if d[p] != _SUMMARY:

@@ -80,3 +80,24 @@ def parse(data: bytes, *, resync: bool = False) -> Parsed:
             break
         pos = resume
     return out
+
+
+def reframe(data: bytes) -> bytes:
+    """Re-frame ``data`` with correct checksums: read each record by its length field
+    alone, ignoring both CRCs (a length past the end takes the rest), and encode the
+    payloads again. Mutating a real event file and reframing it gives records whose
+    checksums hold but whose bytes may not be an Event -- what only a buggy or hostile
+    writer produces, and what the CRC check cannot stop."""
+    out = []
+    pos = 0
+    while len(data) - pos >= 12:
+        (length,) = _U64.unpack_from(data, pos)
+        payload = data[pos + 12 : pos + 12 + min(length, len(data))]
+        out.append(_frame(payload))
+        pos += 16 + len(payload)
+    return b"".join(out)
+
+
+def _frame(payload: bytes) -> bytes:
+    header = _U64.pack(len(payload))
+    return header + _U32.pack(masked_crc32c(header)) + payload + _U32.pack(masked_crc32c(payload))

@@ -1,0 +1,36 @@
+"""Checks shared by the hypothesis properties and the atheris harness."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from tensorboard.compat.proto import event_pb2
+
+from fuzz.reference import record_at
+from tbrewrite.events import EventFileReader
+from tbrewrite.wire import STEP, WALL_TIME, has_metadata
+
+
+def check_lazy_reading(path: Path, data: bytes, resync: bool) -> None:
+    """``EventFileReader.lazy()`` yields exactly the records ``__iter__`` yields, with the
+    same damage, and a peeked record agrees with protobuf on wall_time, step, one value
+    and whether it has metadata."""
+    path.write_bytes(data)
+    full = EventFileReader(path, resync=resync)
+    want = [(full.offset, raw) for _, raw in full]
+    lazy = EventFileReader(path, resync=resync)
+    got = []
+    for peeked, event, raw in lazy.lazy():
+        assert record_at(data, lazy.offset) == raw
+        decoded = event_pb2.Event.FromString(raw)
+        if peeked is None:
+            assert event == decoded
+        else:
+            assert event is None and len(decoded.summary.value) == 1
+            assert struct.pack("<d", peeked[WALL_TIME]) == struct.pack("<d", decoded.wall_time)
+            assert peeked[STEP] == decoded.step
+            assert has_metadata(raw, peeked) in (None, decoded.summary.value[0].HasField("metadata"))
+        got.append((lazy.offset, raw))
+    assert got == want
+    assert [(d.offset, d.kind, d.resumed_at) for d in lazy.damage] == [(d.offset, d.kind, d.resumed_at) for d in full.damage]

@@ -205,3 +205,15 @@ def test_resync_scan_finds_what_a_per_byte_scan_finds(scratch: Path, data: bytes
 )
 def test_records_whose_checksums_hold_but_bytes_are_mutated(scratch: Path, seed: Path, bits: list[int], resync: bool) -> None:
     check_lazy_reading(scratch, reframe(flip_bits(seed_bytes(seed), bits)), resync)
+
+
+def test_overlong_step_varint_is_read_as_protobuf_reads_it(scratch: Path) -> None:
+    """A 10-byte step varint with bits above bit 63 set: protobuf keeps the low 64 bits
+    (-1 here), and so must the lazy reader's peek."""
+    e = event_pb2.Event(wall_time=1.0, step=-1)
+    e.summary.value.add(tag="loss", simple_value=1.0)
+    raw = e.SerializeToString()
+    last = raw.index(b"\x10") + 10  # the step key, then 9 bytes 0xff and a final 0x01
+    overlong = raw[:last] + b"\x7f" + raw[last + 1 :]
+    assert event_pb2.Event.FromString(overlong).step == -1
+    check_lazy_reading(scratch, encode_record(overlong), resync=False)

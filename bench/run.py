@@ -240,7 +240,7 @@ def table(run: LogRun) -> list[str]:
     events, size = run.info["events"], run.info["bytes"]
     base = run.get("tbrewrite convert")
     lines = [
-        f"| tool | runs | wall s (median) | events/s | MB/s | CPU s | cores used | peak RSS MB | × convert's time | notes |",
+        "| tool | runs | wall s (median) | events/s | MB/s | CPU s | cores used | peak RSS MB | × convert's time | notes |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in run.results:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import errno
 import filecmp
 import heapq
 import os
@@ -32,7 +31,7 @@ from tensorboard.compat.proto import event_pb2
 
 from google.protobuf.message import DecodeError
 
-from tbrewrite.errors import InputError, InvalidEventError, OutputError
+from tbrewrite.errors import InputError, InvalidEventError
 from tbrewrite.events import EventFileReader, find_run_dirs, is_event_file, list_event_files
 from tbrewrite.layout import (
     GENERIC,
@@ -52,7 +51,7 @@ from tbrewrite.records import Damage
 from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar, discover, read_sidecar
 from tbrewrite.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, Peek, retag_head
-from tbrewrite.writer import WRITER_NAME, EventFileWriter, OutputSet, output_file_name
+from tbrewrite.writer import WRITER_NAME, EventFileWriter, OutputSet, check_output_folder, output_file_name
 
 RESTART_POLICIES = ("keep", "keep-last", "split")
 
@@ -469,25 +468,7 @@ def _decode(raw: bytes) -> event_pb2.Event:
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:
     check_dir(src)
-    try:
-        rs, ro = src.resolve(), out.resolve()
-    except RuntimeError:  # Python < 3.13 raises this for a symlink loop
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(out)) from None
-    if rs == ro:
-        raise OutputError(f"{out}: OUT is the same folder as SRC; choose a new folder")
-    if rs in ro.parents:
-        raise OutputError(f"{out}: OUT is inside SRC; TensorBoard would load both")
-    if ro in rs.parents:
-        raise OutputError(f"{out}: OUT contains SRC; choose a folder outside it")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: OUT exists and is not a folder")
-    if out.is_dir() and not force and any(_walk_files(out)):
-        raise OutputError(f"{out}: OUT already holds files; use --force to replace them")
-
-
-def _walk_files(path: Path) -> Iterator[str]:
-    for _, _, files in os.walk(path):
-        yield from files
+    check_output_folder(src, out, force=force, src_label="SRC", out_label="OUT")
 
 
 def convert(

@@ -19,7 +19,7 @@ from tbrewrite.events import list_event_files
 from tbrewrite.layout import TagMapping, check_dir, is_split_run
 from tbrewrite.sidecar import read_sidecar
 from tbrewrite.sidecar_merge import plan_merge
-from tbrewrite.writer import OutputSet
+from tbrewrite.writer import OutputSet, check_output_folder
 
 BACKUP_SUFFIX = ".tbrewrite-backup"
 
@@ -120,10 +120,4 @@ def merge(
 
 
 def _check_out(run: Path, out: Path, force: bool) -> None:
-    rr, ro = run.resolve(), out.resolve()
-    if rr == ro or rr in ro.parents:
-        raise OutputError(f"{out}: --out must be outside the run; use --in-place to replace it")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: --out exists and is not a folder")
-    if out.is_dir() and not force and any(out.iterdir()):
-        raise OutputError(f"{out}: --out already holds files; use --force to replace them")
+    check_output_folder(run, out, force=force, src_label="RUN", out_label="--out")

@@ -44,7 +44,7 @@ from tbrewrite.swap import (
     recover,
     staged_name,
 )
-from tbrewrite.writer import OutputSet
+from tbrewrite.writer import OutputSet, check_output_folder
 
 
 @dataclass
@@ -252,17 +252,7 @@ def recover_interrupted(logdir: str | os.PathLike[str]) -> list[str]:
 
 
 def _check_out(logdir: Path, out: Path, force: bool) -> None:
-    rl, ro = logdir.resolve(), out.resolve()
-    if rl == ro:
-        raise OutputError(f"{out}: --out is LOGDIR itself; choose a new folder or use --in-place")
-    if rl in ro.parents:
-        raise OutputError(f"{out}: --out is inside LOGDIR; TensorBoard would load both")
-    if ro in rl.parents:
-        raise OutputError(f"{out}: --out contains LOGDIR; choose a folder outside it")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: --out exists and is not a folder")
-    if out.is_dir() and not force and any(files for _, _, files in os.walk(out)):
-        raise OutputError(f"{out}: --out already holds files; use --force to replace them")
+    check_output_folder(logdir, out, force=force, src_label="LOGDIR", out_label="--out")
 
 
 def _backup_dir(logdir: Path, chosen: Path | None) -> Path:

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from tbrewrite.records import RecordReader
-from tbrewrite.swap import fsync_dir
+from tbrewrite.writer import fsync_dir
 from tbrewrite.writer import TEMP_PREFIX, EventFileWriter
 
 MAX_NEEDLES = 64

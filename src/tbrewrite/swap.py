@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.writer import TEMP_PREFIX
+from tbrewrite.writer import TEMP_PREFIX, fsync_dir
 
 JOURNAL_NAME = ".tbrewrite-journal.json"
 STAGED_PREFIX = ".tbrewrite-new-"
@@ -207,15 +207,3 @@ def recover(logdir: Path) -> list[str]:
     return done
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a folder so renames inside it are durable (a no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -13,6 +13,7 @@ the directories it created, so an error leaves nothing behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2
 
+from tbrewrite.errors import OutputError
 from tbrewrite.events import FILE_VERSION
 from tbrewrite.records import masked_crc32c
 
@@ -133,7 +135,7 @@ class EventFileWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.temp_path, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.closed = True
         return self.path
 
@@ -161,7 +163,8 @@ class EventFileWriter:
             self.abort()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a folder so renames inside it are durable (a no-op where unsupported)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -278,3 +281,33 @@ class OutputSet:
         except BaseException:
             self.rollback()
             raise
+
+
+def check_output_folder(src: Path, out: Path, *, force: bool, src_label: str, out_label: str) -> None:
+    """Refuse an output folder that TensorBoard would load together with the input.
+
+    Args:
+        src: Path. The input folder (must exist).
+        out: Path. The output folder.
+        force: bool. Allow ``out`` to hold files already.
+        src_label, out_label: str. How the messages name them (``SRC``, ``--out``...).
+
+    Raises:
+        OutputError: ``out`` is ``src``, inside it, contains it, is a file, or holds
+            files without ``force``.
+        OSError: ``ELOOP`` if a path runs through a symlink loop.
+    """
+    try:
+        rs, ro = src.resolve(), out.resolve()
+    except RuntimeError:  # Python < 3.13 raises this for a symlink loop
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(out)) from None
+    if rs == ro:
+        raise OutputError(f"{out}: {out_label} is the same folder as {src_label}; choose a new folder")
+    if rs in ro.parents:
+        raise OutputError(f"{out}: {out_label} is inside {src_label}; TensorBoard would load both")
+    if ro in rs.parents:
+        raise OutputError(f"{out}: {out_label} contains {src_label}; choose a folder outside it")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: {out_label} exists and is not a folder")
+    if out.is_dir() and not force and any(files for _, _, files in os.walk(out)):
+        raise OutputError(f"{out}: {out_label} already holds files; use --force to replace them")

@@ -300,7 +300,8 @@ def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[_Item]
     """
     seq = 0
     for stats in files:
-        for peeked, event, raw in EventFileReader(stats.path, resync=resync, limit=stats.bytes).lazy():
+        reader = EventFileReader(stats.path, resync=resync, limit=stats.bytes)
+        for peeked, event, raw in reader.lazy(check=False):  # the scan checked these bytes
             seq += 1
             yield (peeked[WALL_TIME] if peeked is not None else event.wall_time), index, seq, peeked, event, raw
 
@@ -415,7 +416,7 @@ def write_run(
                 drop.append(k)
                 dropped += 1
                 continue
-            out = tmap[tag]
+            out = tmap.get(tag, tag)  # a tag the scan never saw: the file changed since
             if out in replaced and event.step in replaced[out]:
                 drop.append(k)
                 continue
@@ -426,7 +427,7 @@ def write_run(
                     value.metadata.display_name = out
             if out not in written:
                 written.add(out)
-                first = metadata[i][tag]
+                first = metadata[i].get(tag)
                 if not value.HasField("metadata") and first is not None:
                     value.metadata.CopyFrom(first)
                     if value.metadata.display_name == tag:

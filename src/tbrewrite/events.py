@@ -179,7 +179,7 @@ class EventFileReader:
         for _, event, data in self._iter(lazy=False):
             yield event, data
 
-    def lazy(self) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
+    def lazy(self, *, check: bool = True) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
         """Yield ``(peek, event, record_bytes)`` with exactly one of peek and event set.
 
         A record of the common one-value shape (:func:`tbrewrite.wire.peek`) comes with
@@ -188,9 +188,10 @@ class EventFileReader:
         :meth:`__iter__` yields are yielded and the same damage is reported: a peeked
         record whose bytes past the tag are not protobuf is an ``invalid_event``, never
         copied into an output TensorBoard would stop reading at. Any other record is
-        decoded as :meth:`__iter__` does.
+        decoded as :meth:`__iter__` does. ``check=False`` skips that parse, for a second
+        pass over bytes a first pass has already checked.
         """
-        return self._iter(lazy=True)
+        return self._iter(lazy=True, check=check)
 
     def decode(self, data: bytes) -> event_pb2.Event | None:
         """Decode the record :meth:`lazy` yielded last; None if it is not an Event.
@@ -214,9 +215,9 @@ class EventFileReader:
             Damage(self.path, kind, offset, self.records - 1, detail, resumed_at if self.resync else None)
         )
 
-    def _iter(self, *, lazy: bool) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
+    def _iter(self, *, lazy: bool, check: bool = True) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
         parse = Event.FromString
-        check = Event().ParseFromString
+        validate = Event().ParseFromString
         reader = self._records
         for data in reader:
             peeked = peek(data) if lazy else None
@@ -224,8 +225,8 @@ class EventFileReader:
             try:
                 if peeked is None:
                     event = parse(data)
-                else:
-                    check(data)
+                elif check:
+                    validate(data)
             except DecodeError as e:
                 self._invalid(data, e)
                 if not self.resync:

@@ -300,8 +300,13 @@ def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[_Item]
     """
     seq = 0
     for stats in files:
-        reader = EventFileReader(stats.path, resync=resync, limit=stats.bytes)
-        for peeked, event, raw in reader.lazy(check=False):  # the scan checked these bytes
+        if resync:
+            reader = EventFileReader(stats.path, resync=True, limit=stats.bytes).lazy()
+        else:
+            # Stop where the scan stopped; it checked every record before that.
+            end = min((d.offset for d in stats.damage), default=stats.bytes)
+            reader = EventFileReader(stats.path, limit=end).lazy(check=False)
+        for peeked, event, raw in reader:
             seq += 1
             yield (peeked[WALL_TIME] if peeked is not None else event.wall_time), index, seq, peeked, event, raw
 

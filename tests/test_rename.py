@@ -22,7 +22,7 @@ from tbrewrite.errors import RuleError
 from tbrewrite.events import EventFileReader, list_event_files
 from tbrewrite.rename import rename
 from tbrewrite.rewrite import rewrite_file
-from tbrewrite.rules import RuleSet, build_rules, load_rules_file, parse_rule_option
+from tbrewrite.rules import RuleSet, build_rules, load_rules_file, parse_drop_option, parse_rule_option
 from tbrewrite.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
 from tbrewrite.writer import EventFileWriter
 
@@ -156,6 +156,62 @@ def test_bad_rules_files_name_file_and_line(tmp_path: Path, body: str, message: 
     with pytest.raises(RuleError) as e:
         load_rules_file(path)
     assert str(e.value) == message.format(p=path)
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (parse_rule_option, "=x", "--rule '=x': empty regex; it would match at every position of every tag"),
+        (parse_drop_option, "", "--drop '': empty regex; it would match at every position of every tag"),
+    ],
+)
+def test_empty_regex_refused(parse, text: str, message: str) -> None:
+    with pytest.raises(RuleError) as e:
+        parse(text)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("^epoch_loss$=", "--rule '^epoch_loss$=': renames tag 'epoch_loss' to the empty string"),
+        ("loss=a\nb", "--rule 'loss=a\\nb': renames tag 'epoch_loss' to 'epoch_a\\nb', which holds a control character"),
+        ("_=\t", "--rule '_=\\t': renames tag 'epoch_loss' to 'epoch\\tloss', which holds a control character"),
+    ],
+)
+def test_rule_making_an_empty_or_control_character_tag_refused_before_writing(
+    tmp_path: Path, rule: str, message: str
+) -> None:
+    logdir = tmp_path / "logs"
+    write_file(logdir / "run" / "events.out.tfevents.1700000000.a", [scalar("epoch_loss", 0, 1.0)])
+    before = tree_hashes(tmp_path)
+    for mode in (["--out", tmp_path / "out"], ["--in-place"], ["--dry-run"]):
+        result = run("rename", logdir, "--rule", rule, *mode)
+        assert result.exit_code == 1
+        assert result.stderr == f"tbrewrite: error: {message}\n"
+        assert tree_hashes(tmp_path) == before and not (tmp_path / "out").exists()
+        assert not list(tmp_path.glob("logs.tbrewrite-backup-*"))
+
+
+def test_rules_file_without_rules_refused(corpus: Path, tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    for body in ("", "# nothing yet\n", "rule = []\n"):
+        path.write_text(body)
+        with pytest.raises(RuleError) as e:
+            load_rules_file(path)
+        assert str(e.value) == f"{path}: no rules; expected [[rule]] tables"
+    result = run("rename", corpus, "--rules", path, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {path}: no rules; expected [[rule]] tables\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_rules_file_with_utf8_bom(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + RULES_TOML.encode())
+    rules = RuleSet(tuple(load_rules_file(path)))
+    assert rules.apply("epoch_loss", "scalar") == "epoch/loss"
+    assert rules.rules[1].source == f"{path}:8: rule 2"
 
 
 def test_cli_invalid_regex_and_toml_error_exit_1_one_line(corpus: Path, tmp_path: Path) -> None:

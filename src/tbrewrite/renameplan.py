@@ -127,6 +127,8 @@ def plan_run(run: str, run_dir: Path, rules: RuleSet, *, resync: bool = False) -
         RunPlan, with ``conflicts`` and ``collisions`` filled in (not raised).
 
     Raises:
+        RuleError: a rule renames a tag to the empty string or to a name holding a
+            control character.
         OSError: a file cannot be read.
     """
     plan = RunPlan(run, run_dir)
@@ -154,7 +156,7 @@ def plan_run(run: str, run_dir: Path, rules: RuleSet, *, resync: bool = False) -
     for tp in tags.values():
         tp.new = rules.apply(tp.tag, tp.kind)
         if tp.changed and tp.new is not None:
-            again = rules.apply(tp.new, tp.kind)
+            again = rules.apply(tp.new, tp.kind, check=False)
             if again != tp.new:
                 plan.unstable.append((tp.tag, tp.new, again or "(dropped)"))
     _find_collisions(plan)

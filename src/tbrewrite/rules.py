@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,19 +96,35 @@ class RuleSet:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def apply(self, tag: str, kind: str) -> str | None:
+    def apply(self, tag: str, kind: str, *, check: bool = True) -> str | None:
         """Return the new name of ``tag`` (itself if no rule applies), or None to drop it.
 
         Args:
             tag: str. The tag as stored.
             kind: str. Its value kind (see :func:`tbrewrite.events.value_kind`).
+            check: bool. Refuse a new name TensorBoard could not show as one tag.
+
+        Raises:
+            RuleError: with ``check``, the deciding rule renames ``tag`` to the empty
+                string or to a name holding a control character (``\\n``, ``\\x00``...;
+                Unicode category ``Cc``).
         """
         for rule in self.rules:
             if rule.applies(tag, kind):
                 if rule.replacement is None:
                     return None
-                return rule.pattern.sub(rule.replacement, tag)
+                new = rule.pattern.sub(rule.replacement, tag)
+                if check and new != tag:
+                    _check_new_tag(rule, tag, new)
+                return new
         return tag
+
+
+def _check_new_tag(rule: Rule, tag: str, new: str) -> None:
+    if not new:
+        raise RuleError(f"{rule.source}: renames tag {_q(tag)} to the empty string")
+    if any(unicodedata.category(c) == "Cc" for c in new):
+        raise RuleError(f"{rule.source}: renames tag {_q(tag)} to {_q(new)}, which holds a control character")
 
 
 def compile_rule(
@@ -126,9 +143,12 @@ def compile_rule(
         source: str. How to name the rule in messages.
 
     Raises:
-        RuleError: the pattern does not compile, or the template refers to a group the
-            pattern lacks or holds a bad escape.
+        RuleError: the pattern is empty (it would match at every position of every
+            tag) or does not compile, or the template refers to a group the pattern
+            lacks or holds a bad escape.
     """
+    if not pattern:
+        raise RuleError(f"{source}: empty regex; it would match at every position of every tag")
     try:
         compiled = re.compile(pattern)
     except re.error as e:
@@ -205,12 +225,13 @@ def load_rules_file(path: str | os.PathLike[str]) -> list[Rule]:
         list of Rule, in file order.
 
     Raises:
-        RuleError: the file is unreadable, not valid TOML (``file:line:col: ...``), or a
-            rule is malformed (``file:line: rule N: ...``, the line of its ``[[rule]]``).
+        RuleError: the file is unreadable, not valid TOML (``file:line:col: ...``), holds
+            no rule, or a rule is malformed (``file:line: rule N: ...``, the line of its
+            ``[[rule]]``).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise RuleError(f"{path}: no such rules file") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -230,6 +251,8 @@ def load_rules_file(path: str | os.PathLike[str]) -> list[Rule]:
     tables = document.get("rule", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise RuleError(f"{path}: 'rule' must be an array of tables ([[rule]])")
+    if not tables:
+        raise RuleError(f"{path}: no rules; expected [[rule]] tables")
     headers = [n for n, line in enumerate(text.splitlines(), 1) if _RULE_HEADER.match(line)]
     rules = []
     for number, table in enumerate(tables, 1):
@@ -269,8 +292,14 @@ def _scope(scope: object, source: str) -> frozenset[str] | None:
 
 
 def _q(text: str) -> str:
-    """Quote ``text`` as the user typed it (``repr`` would double every backslash)."""
-    return f"'{text}'"
+    """Quote ``text`` as the user typed it (``repr`` would double every backslash).
+
+    Control characters are escaped (``\\n``), so a message stays on one line.
+    """
+    shown = "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c for c in text
+    )
+    return f"'{shown}'"
 
 
 def _lower(message: str) -> str:

@@ -691,3 +691,73 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert list(first_values(list_event_files(logdir / "a")[0])) == ["other", "loss"]
+
+
+def test_out_copies_symlinks_as_symlinks_and_skips_special_files(tmp_path: Path) -> None:
+    logdir = tmp_path / "logs"
+    write_file(logdir / "run" / "events.out.tfevents.1700000000.a", [scalar("epoch_loss", s, 1.0) for s in range(3)])
+    (logdir / "run" / "dangling").symlink_to("/nonexistent/target")
+    (logdir / "run" / "events.out.tfevents.1700000001.dangling").symlink_to("gone")
+    (logdir / "self").symlink_to("self")
+    (logdir / "loop").mkdir()
+    (logdir / "loop" / "x").symlink_to("../loop/x")
+    (logdir / "real").mkdir()
+    (logdir / "real" / "notes.txt").write_text("notes")
+    (logdir / "dirlink").symlink_to("real")
+    os.mkfifo(logdir / "run" / "pipe")
+    os.mkfifo(logdir / "events.out.tfevents.1700000002.fifo")
+    out = tmp_path / "out"
+    result = run("rename", logdir, "--rule", "^epoch_=", "--out", out, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"tbrewrite: warning: {logdir}/events.out.tfevents.1700000002.fifo: skipped: a named pipe\n"
+        f"tbrewrite: warning: {logdir}/run/pipe: skipped: a named pipe\n"
+    )
+    links = {
+        "run/dangling": "/nonexistent/target", "run/events.out.tfevents.1700000001.dangling": "gone",
+        "self": "self", "loop/x": "../loop/x", "dirlink": "real",
+    }
+    for rel, target in links.items():
+        assert (out / rel).is_symlink() and os.readlink(out / rel) == target, rel
+    assert (out / "real" / "notes.txt").read_text() == "notes"
+    assert not os.path.lexists(out / "run" / "pipe")
+    assert not os.path.lexists(out / "events.out.tfevents.1700000002.fifo")
+    assert list(first_values(out / "run" / "events.out.tfevents.1700000000.a")) == ["loss"]
+    report = rename(logdir, build_rules(["^epoch_="]), out=tmp_path / "out2")
+    assert report.warnings == [
+        f"{logdir}/events.out.tfevents.1700000002.fifo: skipped: a named pipe",
+        f"{logdir}/run/pipe: skipped: a named pipe",
+    ]
+
+
+def _rename_under_file_size_limit(args: list[object], limit: int) -> subprocess.CompletedProcess:
+    code = f"""
+import resource, sys
+from tbrewrite.cli import main
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+sys.argv = ["tbrewrite", "rename", *{[str(a) for a in args]!r}]
+main()
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("big", ["event file", "other file"])
+def test_write_error_names_the_output_file(tmp_path: Path, big: str) -> None:
+    logdir = tmp_path / "logs"
+    name = "events.out.tfevents.1700000000.a"
+    events = 4000 if big == "event file" else 10
+    write_file(logdir / "run" / name, [scalar("epoch_loss", s, 1.0) for s in range(events)])
+    if big == "other file":
+        (logdir / "run" / "weights.bin").write_bytes(b"w" * 200_000)
+    before = tree_hashes(tmp_path)
+    limit = 100_000
+    result = _rename_under_file_size_limit([logdir, "--rule", "^epoch_=", "--out", tmp_path / "out", "--jobs", "1"], limit)
+    written = tmp_path / "out" / "run" / (name if big == "event file" else "weights.bin")
+    assert result.returncode == 1
+    assert result.stderr == f"tbrewrite: error: {written}: File too large\n"
+    assert tree_hashes(tmp_path) == before and not (tmp_path / "out").exists()
+    if big == "event file":
+        result = _rename_under_file_size_limit([logdir, "--rule", "^epoch_=", "--in-place", "--jobs", "1"], limit)
+        assert result.returncode == 1
+        assert result.stderr == f"tbrewrite: error: {logdir / 'run' / staged_name(name)}: File too large\n"
+        assert tree_hashes(tmp_path) == before

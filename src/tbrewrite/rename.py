@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from tbrewrite.layout import check_dir
 from tbrewrite.parallel import default_jobs, map_ordered
 from tbrewrite.records import Damage
 from tbrewrite.renameplan import RunPlan, plan_run
-from tbrewrite.rewrite import FileResult, copy_prefix, rewrite_file
+from tbrewrite.rewrite import FileResult, copy_prefix, mirror_file, rewrite_file, special_file
 from tbrewrite.rules import RuleSet
 from tbrewrite.swap import (
     JOURNAL_NAME,
@@ -75,11 +74,14 @@ class RenameReport:
         runs: list of RunResult, in LOGDIR order.
         backup_dir: Path or None. In place: where the originals went.
         recovered: list of str. Interrupted in-place swaps finished at the start.
+        warnings: list of str. Files of the tree not copied to ``out``, one line each
+            (``<path>: skipped: a named pipe``).
     """
 
     runs: list[RunResult] = field(default_factory=list)
     backup_dir: Path | None = None
     recovered: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def damage(self) -> list[Damage]:
@@ -160,7 +162,9 @@ def rename(
         rules: RuleSet. Ordered rename/drop rules.
         out: folder for a mirrored output tree (new or empty unless ``force``; neither
             ``logdir`` nor inside it). Every file that is not a rewritten event file is
-            copied unchanged (``shutil.copy2``).
+            copied unchanged, a symlink as a symlink
+            (:func:`tbrewrite.rewrite.mirror_file`); a named pipe, socket or device is
+            skipped with a line in ``warnings``.
         in_place: bool. Replace the runs' event files instead; originals go to
             ``backup_dir``. Exactly one of ``out`` and ``in_place`` (either or none
             with ``dry_run``).
@@ -282,7 +286,11 @@ def _write_out(
     resync: bool,
     progress: Callable[[str, str], None],
 ) -> None:
-    """Write the mirrored tree: rewritten event files of the runs, every other file copied."""
+    """Write the mirrored tree: rewritten event files of the runs, every other file copied.
+
+    Symlinks to folders are copied as symlinks too (``os.walk`` lists them among the
+    folders, without following them).
+    """
     rewritten = {f.path for r in report.runs for f in r.plan.files}
     with OutputSet() as outputs:
         tasks = []
@@ -295,14 +303,19 @@ def _write_out(
         written = {t for _, targets, _, _ in tasks for t in targets}
         for dirpath, dirnames, filenames in os.walk(logdir):
             dirnames.sort()
-            for name in sorted(filenames):
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in sorted(filenames + links):
                 src = Path(dirpath) / name
                 if src in rewritten or name.startswith(LEFTOVER_PREFIXES):
+                    continue
+                skipped = special_file(src)
+                if skipped is not None:
+                    report.warnings.append(f"{src}: skipped: {skipped}")
                     continue
                 dst = out / src.relative_to(logdir)
                 outputs.makedirs(dst.parent)
                 outputs.add_file(dst)
-                shutil.copy2(src, dst)
+                mirror_file(src, dst)
                 written.add(dst)
         results = map_ordered(_write_task, tasks, jobs, lambda i, r: progress("written", report.runs[i].plan.run))
         for run, files in zip(report.runs, results):

@@ -6,12 +6,20 @@ written back as their original bytes. A renamed value keeps its plugin metadata,
 renamed tag in the output file carries the tag's metadata, since TensorBoard reads it from
 there (``plugin_event_accumulator.py`` ``_ProcessEvent``; the Python ``EventFileLoader``
 keeps it per file, the Rust data server per series, ``run.rs``).
+
+Every error while writing names the output file being written (the event file, or the
+staged file of an in-place rename), never the input: ``out/run/...: File too large``.
+:func:`mirror_file` copies the other files of a tree: a symlink as a symlink, never
+followed; a named pipe, socket or device is not copied.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +95,8 @@ def rewrite_file(
         FileResult.
 
     Raises:
-        OSError: reading or writing failed; ``dst`` is not created.
+        OSError: reading or writing failed, naming ``src`` or ``dst`` accordingly;
+            ``dst`` is not created.
     """
     result = FileResult(src.name)
     targets = {new for new in changes.values() if new is not None}
@@ -99,7 +108,7 @@ def rewrite_file(
     writer: EventFileWriter | None = None
     reader = RecordReader(src, resync=resync)
     try:
-        for data in reader:
+        for data in _records(reader, src):
             if end is not None and reader.offset >= end:
                 break
             if writer is not None and needles is not None and not any(n in data for n in needles):
@@ -127,11 +136,40 @@ def rewrite_file(
             result.output = writer.close()
         else:
             writer.abort()
-    except BaseException:
+    except BaseException as e:
         if writer is not None:
             writer.abort()
+        if isinstance(e, OSError):
+            raise _naming_output(e, src, dst) from None
         raise
     return result
+
+
+def _records(reader: RecordReader, src: Path) -> Iterator[bytes]:
+    """Yield ``reader``'s records; an error while reading names ``src``."""
+    records = iter(reader)
+    while True:
+        try:
+            data = next(records)
+        except StopIteration:
+            return
+        except OSError as e:
+            raise _naming(e, src) from None
+        yield data
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """Return ``e`` naming ``path`` (itself if it has no errno to carry over)."""
+    if e.errno is None:
+        return e
+    return OSError(e.errno, e.strerror, str(path))
+
+
+def _naming_output(e: OSError, src: Path, dst: Path) -> OSError:
+    """Return ``e`` naming ``dst``, unless it names ``src`` (an error while reading)."""
+    if e.filename is not None and os.fspath(e.filename) == os.fspath(src):
+        return e
+    return _naming(e, dst)
 
 
 def _rewrite_event(
@@ -197,23 +235,88 @@ def copy_prefix(src: Path, dst: Path, length: int) -> None:
     valid records, byte for byte.
 
     Raises:
-        OSError: reading or writing failed, or ``src`` is shorter than ``length``;
-            ``dst`` is not created.
+        OSError: reading or writing failed (naming ``src`` or ``dst`` accordingly), or
+            ``src`` is shorter than ``length``; ``dst`` is not created.
     """
     temp = dst.with_name(TEMP_PREFIX + dst.name.replace("tfevents", "ev"))
     try:
         with open(src, "rb") as fin, open(temp, "wb") as fout:
-            left = length
-            while left:
-                chunk = fin.read(min(left, _COPY_CHUNK))
-                if not chunk:
-                    raise OSError(errno.EIO, "file shrank while being copied", str(src))
-                fout.write(chunk)
-                left -= len(chunk)
-            fout.flush()
+            _copy_bytes(fin, fout, src, length)
             os.fsync(fout.fileno())
         os.replace(temp, dst)
         fsync_dir(dst.parent)
-    except BaseException:
+    except BaseException as e:
         temp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _naming_output(e, src, dst) from None
         raise
+
+
+def _copy_bytes(fin, fout, src: Path, length: int | None) -> None:  # noqa: ANN001 - binary files
+    """Copy ``length`` bytes (None: all) from ``fin`` to ``fout``; a read error names ``src``."""
+    left = length
+    while left is None or left:
+        try:
+            chunk = fin.read(_COPY_CHUNK if left is None else min(left, _COPY_CHUNK))
+        except OSError as e:
+            raise _naming(e, src) from None
+        if not chunk:
+            if left is None:
+                break
+            raise OSError(errno.EIO, "file shrank while being copied", str(src))
+        fout.write(chunk)
+        if left is not None:
+            left -= len(chunk)
+    fout.flush()
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_file(path: Path) -> str | None:
+    """Return what ``path`` is if it is a file :func:`mirror_file` does not copy, else None.
+
+    Named pipes, sockets and devices are not copied: reading one could block forever
+    or never end. Symlinks (not followed) and regular files are copied.
+
+    Raises:
+        OSError: ``path`` cannot be examined (``lstat``).
+    """
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode) or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((why for test, why in _SPECIAL if test(mode)), "not a regular file")
+
+
+def mirror_file(src: Path, dst: Path) -> None:
+    """Copy one non-event file of a tree (not a :func:`special_file`) to ``dst``.
+
+    A symlink is copied as a symlink with the same target (``os.readlink``), never
+    followed, so a dangling or looping one is copied too. A regular file is copied with
+    its permission bits and times (:func:`shutil.copystat`). Anything already at
+    ``dst`` (a file or symlink; ``--force``) is replaced.
+
+    Args:
+        src: Path. The file to copy (not followed if a symlink).
+        dst: Path. Where to copy it; its folder must exist.
+
+    Raises:
+        OSError: reading ``src`` or writing ``dst`` failed, naming the one that failed.
+    """
+    target = os.readlink(src) if os.path.islink(src) else None
+    try:
+        if os.path.lexists(dst) and not stat.S_ISDIR(os.lstat(dst).st_mode):
+            dst.unlink()
+        if target is not None:
+            os.symlink(target, dst)
+            return
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            _copy_bytes(fin, fout, src, None)
+        shutil.copystat(src, dst)
+    except OSError as e:
+        raise _naming_output(e, src, dst) from None

@@ -79,6 +79,8 @@ def rename_command(
             report = rename(logdir, rules, on_progress=advance, **options)
     for line in report.recovered:
         err.print(f"tbrewrite: note: recovered {line}", markup=False)
+    for line in report.warnings:
+        err.print(f"tbrewrite: warning: {line}", markup=False)
     if dry_run:
         _print_mapping(report)
     else:

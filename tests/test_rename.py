@@ -761,3 +761,20 @@ def test_write_error_names_the_output_file(tmp_path: Path, big: str) -> None:
         assert result.returncode == 1
         assert result.stderr == f"tbrewrite: error: {logdir / 'run' / staged_name(name)}: File too large\n"
         assert tree_hashes(tmp_path) == before
+
+
+def test_readme_python_example_runs_as_a_script(tmp_path: Path) -> None:
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## `tbrewrite rename LOGDIR`"):]
+    section = section[: section.index("\n## ")]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[: code.index("```")]
+    for name in ("a", "b", "c"):
+        make_run(tmp_path / "logs" / name, files=1, events=4)
+    (tmp_path / "example.py").write_text(code)
+    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "a [('epoch_loss', 'train/loss')]"
+    assert list(first_values(list_event_files(tmp_path / "renamed" / "c")[0])) == ["other", "train/loss"]

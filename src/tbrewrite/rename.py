@@ -28,7 +28,7 @@ from pathlib import Path
 from tbrewrite.errors import InputError, OutputError, TagCollisionError
 from tbrewrite.events import find_run_dirs, is_event_file
 from tbrewrite.layout import check_dir
-from tbrewrite.parallel import default_jobs, map_ordered
+from tbrewrite.parallel import map_ordered
 from tbrewrite.records import Damage
 from tbrewrite.renameplan import RunPlan, plan_run
 from tbrewrite.rewrite import FileResult, copy_prefix, mirror_file, rewrite_file, special_file
@@ -148,7 +148,7 @@ def rename(
     in_place: bool = False,
     dry_run: bool = False,
     runs: Sequence[str] = (),
-    jobs: int | None = None,
+    jobs: int = 1,
     allow_merge: bool = False,
     backup_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
@@ -171,7 +171,11 @@ def rename(
         dry_run: bool. Plan and report; write nothing.
         runs: globs selecting runs by name (default all). With ``out``, unselected
             runs are copied unchanged.
-        jobs: int. Processes (default: every core this process may use).
+        jobs: int. Processes. The default, 1, runs everything in this process; more
+            start worker processes with ``spawn``, so a script calling this must
+            guard its entry point with ``if __name__ == "__main__":``
+            (:mod:`tbrewrite.parallel`). The CLI passes
+            :func:`tbrewrite.parallel.default_jobs`.
         allow_merge: bool. Let tags with overlapping steps merge onto one name.
         backup_dir: folder for the originals with ``in_place`` (default: a new sibling
             ``<logdir>.tbrewrite-backup-<n>``); never ``logdir`` or inside it.
@@ -199,7 +203,6 @@ def rename(
         raise InputError("give exactly one of --out DIR and --in-place")
     if backup_dir is not None and not in_place:
         raise InputError("--backup-dir needs --in-place")
-    jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1; got {jobs}")
     progress = on_progress or (lambda phase, run: None)

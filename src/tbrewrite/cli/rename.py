@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.parallel import default_jobs
 from tbrewrite.rename import RenameReport, discover, recover_interrupted, rename
 from tbrewrite.rules import build_rules
 
@@ -63,7 +64,8 @@ def rename_command(
     with errors_to_exit():
         rules = build_rules(rule or (), rules_file=rules_file, drops=drop or ())
         options = dict(
-            out=out_dir, in_place=in_place, dry_run=dry_run, runs=runs or (), jobs=jobs,
+            out=out_dir, in_place=in_place, dry_run=dry_run, runs=runs or (),
+            jobs=default_jobs() if jobs is None else jobs,
             allow_merge=allow_merge, backup_dir=backup_dir, force=force, resync=resync,
         )
         with Progress(

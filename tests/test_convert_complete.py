@@ -94,10 +94,17 @@ def test_pattern_and_split_names(tmp_path: Path) -> None:
     assert {"loss/training", "loss/validation", "learning_rate/training", "batch_loss/training", "loss_vs_iterations/validation"} <= tags
 
 
-def test_bad_pattern_is_one_line_error(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--pattern", "{metric}"])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("tbrewrite: error: --pattern must contain {split} and {metric}")
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--pattern", "{metric}"], "--pattern must contain {split} and {metric}"),
+        (["--val-name", "train"], "--train-name and --val-name must differ; both are 'train'"),
+    ],
+)
+def test_bad_mapping_options_are_usage_errors(tmp_path: Path, options: list[str], message: str) -> None:
+    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), *options])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"tbrewrite: error: {message}")
     assert not (tmp_path / "out").exists()
 
 

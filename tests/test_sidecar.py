@@ -143,5 +143,5 @@ def test_merge_needs_out_or_in_place(tmp_path: Path) -> None:
     sidecar.write_text("epoch,step,wall_time,learning_rate\n0,4,1.0,0.1\n")
     shutil.copytree(FIXTURES / "tf1_flat_run", tmp_path / "run")
     result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == "tbrewrite: error: give exactly one of --out DIR and --in-place\n"

@@ -31,7 +31,7 @@ from tensorboard.compat.proto import event_pb2
 
 from google.protobuf.message import DecodeError
 
-from tbrewrite.errors import InputError, InvalidEventError
+from tbrewrite.errors import InputError, InvalidEventError, UsageError
 from tbrewrite.events import EventFileReader, find_run_dirs, is_event_file, list_event_files
 from tbrewrite.layout import (
     GENERIC,
@@ -531,7 +531,7 @@ def convert(
     src, out = Path(src), Path(out)
     mapping = mapping or TagMapping()
     if restarts not in RESTART_POLICIES:
-        raise InputError(f"--restarts must be one of {', '.join(RESTART_POLICIES)}; got {restarts!r}")
+        raise UsageError(f"--restarts must be one of {', '.join(RESTART_POLICIES)}; got {restarts!r}")
     _check_paths(src, out, force)
     runs = discover_runs(src)
     if not runs:

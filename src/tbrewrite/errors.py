@@ -57,6 +57,14 @@ class InvalidEventError(CorruptRecordError):
     """A record with valid checksums whose bytes are not an ``Event`` protobuf."""
 
 
+class UsageError(TbRewriteError, ValueError):
+    """Options that contradict each other or are out of range (the CLI exits 2)."""
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM); like Ctrl-C, partial output is removed."""
+
+
 class InputError(TbRewriteError):
     """A path given by the user is missing, unreadable, or of the wrong kind."""
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbrewrite.errors import InputError
+from tbrewrite.errors import InputError, UsageError
 from tbrewrite.events import list_event_files
 from tbrewrite.scan import StreamScan
 
@@ -48,7 +48,8 @@ class TagMapping:
             ``"{metric}/{split}"`` (train and val of one metric share a section).
 
     Raises:
-        InputError: if the pattern lacks ``{split}`` or ``{metric}`` or a name is empty.
+        UsageError: if the pattern lacks ``{split}`` or ``{metric}``, or a name is
+            empty, or the two names are equal.
     """
 
     train_name: str = "train"
@@ -57,15 +58,17 @@ class TagMapping:
 
     def __post_init__(self) -> None:
         if "{split}" not in self.pattern or "{metric}" not in self.pattern:
-            raise InputError(
+            raise UsageError(
                 f"--pattern must contain {{split}} and {{metric}}; got {self.pattern!r}"
             )
         try:
             self.pattern.format(split="s", metric="m")
         except (KeyError, IndexError, ValueError) as e:
-            raise InputError(f"--pattern {self.pattern!r} is not a valid pattern: {e}") from None
+            raise UsageError(f"--pattern {self.pattern!r} is not a valid pattern: {e}") from None
         if not self.train_name or not self.val_name:
-            raise InputError("--train-name and --val-name must not be empty")
+            raise UsageError("--train-name and --val-name must not be empty")
+        if self.train_name == self.val_name:
+            raise UsageError(f"--train-name and --val-name must differ; both are {self.train_name!r}")
 
     def tag(self, split: str, metric: str) -> str:
         """Return the output tag for ``metric`` in ``split`` (``"train"`` or ``"val"``)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tbrewrite.convert import RunReport, plan_run, write_run
-from tbrewrite.errors import InputError, OutputError
+from tbrewrite.errors import InputError, OutputError, UsageError
 from tbrewrite.events import list_event_files
 from tbrewrite.layout import TagMapping, check_dir, is_split_run
 from tbrewrite.sidecar import read_sidecar
@@ -64,17 +64,17 @@ def merge(
         RunReport; ``report.sidecars`` says what each sidecar added or replaced.
 
     Raises:
-        InputError: ``run`` is not a folder of event files, or no sidecar given, or
-            neither/both of ``out`` and ``in_place``.
+        InputError: ``run`` is not a folder of event files.
+        UsageError: no sidecar given, or neither/both of ``out`` and ``in_place``.
         OutputError: ``out`` is unsafe or holds files; ``backup_dir`` is inside ``run``.
         SidecarError: a sidecar is malformed or matches nothing in the run.
     """
     run = Path(run)
     check_dir(run, "RUN")
     if not sidecars:
-        raise InputError("give at least one --sidecar FILE")
+        raise UsageError("give at least one --sidecar FILE")
     if (out is None) == (not in_place):
-        raise InputError("give exactly one of --out DIR and --in-place")
+        raise UsageError("give exactly one of --out DIR and --in-place")
     files = list_event_files(run)
     if not files:
         hint = "; it is a Keras log_dir: use 'tbrewrite convert --sidecar'" if is_split_run(run) else ""

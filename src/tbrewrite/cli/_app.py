@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 
 from tbrewrite import __version__
-from tbrewrite.errors import TbRewriteError
+from tbrewrite.errors import TbRewriteError, Terminated, UsageError
 from tbrewrite.records import Damage
 
 EXIT_OK = 0
@@ -48,7 +49,7 @@ def _root(
 
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as one error line on stderr and return the exit to raise."""
-    err.print(f"tbrewrite: error: {message}", markup=False)
+    err.print(f"tbrewrite: error: {_one_line(message)}", markup=False)
     return typer.Exit(EXIT_ERROR)
 
 
@@ -57,6 +58,9 @@ def errors_to_exit() -> Iterator[None]:
     """Turn library errors, OS errors and Ctrl-C into one stderr line and an exit code."""
     try:
         yield
+    except UsageError as e:
+        err.print(f"tbrewrite: error: {_one_line(str(e))}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
     except TbRewriteError as e:
         raise fail(str(e)) from None
     except OSError as e:
@@ -65,12 +69,29 @@ def errors_to_exit() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("tbrewrite: interrupted; partial output removed", markup=False)
         raise typer.Exit(130) from None
+    except Terminated:
+        err.print("tbrewrite: terminated; partial output removed", markup=False)
+        raise typer.Exit(143) from None
+
+
+def _one_line(message: str) -> str:
+    """Escape line breaks (e.g. in a file name) so every message stays one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM (timeout, SLURM, CI) unwind like Ctrl-C, removing partial output."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def report_damage(damage: list[Damage]) -> None:
     """Print one warning line per damaged stretch of input."""
     for d in damage:
-        err.print(f"tbrewrite: warning: {d.describe()}", markup=False)
+        err.print(f"tbrewrite: warning: {_one_line(d.describe())}", markup=False)
 
 
 def exit_code(damage: list[Damage]) -> int:

@@ -229,7 +229,9 @@ def run(command: Command, src: Path, out: Path, *extra: str):
 
 def output_records(out: Path) -> list[bytes]:
     """Records of the one output event file under ``out``, its own file_version dropped."""
-    files = [p for p in out.rglob("*") if p.is_file()]
+    files = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    if not files:
+        return []  # a run with no event besides file_version gets no output at all
     assert len(files) == 1 and is_event_file(files[0].name), files  # no temp files left
     records = list(RecordReader(files[0]))
     assert event_pb2.Event.FromString(records[0]).file_version == "brain.Event:2"
@@ -769,8 +771,8 @@ def test_convert_keeps_every_hostile_event(hostile_root: Path, sources: list[lis
             b"".join(encode_record(r) for r in records)
         )
     report = convert(src, work / "out")
-    (output,) = event_files(work / "out")
-    records = list(RecordReader(output))
-    assert keys(records[1:]) == keys([r for s in sources for r in s])
-    assert report.runs[0].events_out == len(records)
+    records = output_records(work / "out")  # none if no event besides file_version
+    assert keys(records) == keys([r for s in sources for r in s])
+    if records:
+        assert report.runs[0].events_out == len(records) + 1
     shutil.rmtree(work)

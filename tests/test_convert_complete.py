@@ -193,3 +193,14 @@ def test_parallel_failure_leaves_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == f"tbrewrite: error: {root / 'run03' / 'learning_rate.csv'}: line 1: wrong delimiter ';'; sidecars are comma-separated\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"epoch,loss\n0,1\n", bytes(range(256))])
+def test_a_run_with_no_valid_event_writes_nothing(tmp_path: Path, content: bytes) -> None:
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "events.out.tfevents.1.host").write_bytes(content)
+    result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out")])
+    assert result.exit_code == 3
+    assert "nothing written" in result.stdout
+    assert not (tmp_path / "out").exists()

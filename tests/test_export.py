@@ -80,3 +80,6 @@ def test_export_bad_format_and_missing_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", str(tmp_path / "nope"), str(tmp_path / "s.csv")])
     assert result.exit_code == 1 and result.stderr == f"tbrewrite: error: {tmp_path / 'nope'}: no such file or directory\n"
     assert not (tmp_path / "s.csv").exists()
+    result = runner.invoke(app, ["export", str(FIXTURES / "keras3_run"), str(tmp_path / "no" / "s.csv")])
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {tmp_path / 'no' / 's.csv'}: its folder {tmp_path / 'no'} does not exist\n"

@@ -99,6 +99,10 @@ BAD = {
     "no rows": ("epoch,step,wall_time,learning_rate\n", "line 2: no data rows after the header"),
     "matches nothing": ("epoch,step,wall_time,learning_rate\n50,400,1700000000.0,0.1\n51,408,1700000001.0,0.1\n", "line 2, column 'epoch': epochs 50..51 match nothing in run"),
     "short row": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0\n", "line 2: 3 cells, want 4"),
+    "negative epoch": ("epoch,step,wall_time,learning_rate\n-1,4,1700000000.0,0.1\n", "line 2, column 'epoch': -1 is out of range"),
+    "step past int64": ("epoch,step,wall_time,learning_rate\n0,9223372036854775808,1700000000.0,0.1\n", "line 2, column 'step': 9223372036854775808 is out of range"),
+    "wall_time not a time": ("epoch,step,wall_time,learning_rate\n0,4,1e300,0.1\n", "line 2, column 'wall_time': 1e300 is not seconds since the Unix epoch"),
+    "duplicate epoch": ("epoch,loss\n0,0.5\n1,0.4\n1,0.3\n", "line 4, column 'epoch': epoch 1 appears twice (first on line 3)"),
 }
 
 
@@ -145,3 +149,45 @@ def test_merge_needs_out_or_in_place(tmp_path: Path) -> None:
     result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar)])
     assert result.exit_code == 2
     assert result.stderr == "tbrewrite: error: give exactly one of --out DIR and --in-place\n"
+
+
+def test_sidecar_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_bytes("\ufeffepoch,step,wall_time,learning_rate\r\n0,4,1795991605.5,0.25\r\n".encode())
+    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--sidecar", str(sidecar)])
+    assert result.exit_code == 0, result.output
+    assert [f32(v) for _, _, v in points(tmp_path / "out", "train/learning_rate")][0] == f32(0.25)
+
+
+def test_merge_refuses_rows_matching_no_step_of_a_converted_run(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "run")]).exit_code == 0
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text("epoch,step,wall_time,learning_rate\n40,400,1795991605.5,0.25\n")
+    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "epochs 40..40 match nothing in run" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_merge_csv_logger_into_a_run_that_was_not_converted(tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,new_metric\n" + "".join(f"{e},{1 / (e + 1)},{e * 0.5}\n" for e in range(7)))
+    result = runner.invoke(app, ["merge", str(FIXTURES / "tf1_flat_run"), "--sidecar", str(history), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert [s for s, _, _ in points(tmp_path / "o", "train/new_metric")] == list(range(7))
+    originals = {(s, w) for t, s, w, _ in loader_values(event_files(FIXTURES / "tf1_flat_run")) if t == "loss"}
+    placed = {(s, w) for s, w, _ in points(tmp_path / "o", "train/new_metric")}
+    assert {w for _, w in placed} <= {w for _, w in originals}  # wall_times of the run's own epochs
+
+
+def test_merge_in_place_with_nothing_to_add_leaves_the_run_alone(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "run")]).exit_code == 0
+    history = tmp_path / "history.csv"
+    rows = points(tmp_path / "run", "train/loss")
+    history.write_text("epoch,loss\n" + "".join(f"{s},{v}\n" for s, _, v in rows))
+    before = _tree_hash(tmp_path / "run")
+    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(history), "--in-place"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to merge" in result.stdout
+    assert _tree_hash(tmp_path / "run") == before
+    assert not (tmp_path / "run.tbrewrite-backup").exists()

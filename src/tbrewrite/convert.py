@@ -46,7 +46,7 @@ from tbrewrite.layout import (
     tf49109_warnings,
 )
 from tbrewrite.sidecar_merge import MergePlan, SidecarReport, plan_merge
-from tbrewrite.parallel import default_jobs, map_ordered
+from tbrewrite.parallel import map_ordered
 from tbrewrite.records import Damage
 from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar, discover, read_sidecar
@@ -94,6 +94,11 @@ class RunPlan:
     tag_map: list[dict[str, str]]
     out_name: str
     sidecars: list[Sidecar] = field(default_factory=list)
+
+    def holds_events(self) -> bool:
+        """True if the run has any event besides file_version (else there is nothing to
+        write: e.g. only an empty, truncated or non-event file)."""
+        return any(n for scan in self.scans for what, n in scan.event_kinds.items() if what != "file_version")
 
     def warnings(self) -> list[str]:
         """Return notes about problems the log itself shows.
@@ -513,8 +518,9 @@ def convert(
             (see :mod:`tbrewrite.sidecar`); only when ``src`` is one run. A
             ``learning_rate.csv`` beside a run's ``train/`` and ``validation/`` is
             merged without being named.
-        jobs: int or None. Runs converted at once, in worker processes (default: every
-            core); 1 converts in this process.
+        jobs: int or None. Runs converted at once, in worker processes (``spawn``: a
+            script calling this with ``jobs > 1`` needs ``if __name__ == "__main__":``);
+            default 1, in this process. The CLI defaults to every core.
         on_run: optional callback given each RunReport as soon as it is done, in SRC
             order.
 
@@ -550,7 +556,7 @@ def convert(
             if on_run is not None:
                 on_run(run_report)
 
-    jobs = jobs or default_jobs()
+    jobs = jobs or 1
     if dry_run or len(tasks) == 1 or jobs <= 1:
         with OutputSet() as outputs:
             for i, task in enumerate(tasks):
@@ -597,9 +603,9 @@ def _convert_run(task: _Task, outputs: OutputSet) -> list[RunReport]:
     for plan in _plans(task.rel, task.run_dir, task.out_dir, task.mapping, task.restarts, task.resync):
         if task.restarts != "split":
             plan.sidecars = task.given + found
-        merge = plan_merge(plan, plan.sidecars, resync=task.resync)
-        if task.dry_run:
-            reports.append(RunReport(plan, sidecars=merge.reports))
+        merge = plan_merge(plan, plan.sidecars, resync=task.resync, mapping=task.mapping)
+        if task.dry_run or not (plan.holds_events() or merge.events):
+            reports.append(RunReport(plan, sidecars=merge.reports))  # nothing to write
             continue
         with _name_write_errors(plan.out_dir / plan.out_name):
             run_report = write_run(plan, outputs, restarts=task.restarts, resync=task.resync, merge=merge, publish=False)

@@ -85,12 +85,20 @@ def find_run_dirs(logdir: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield every directory under ``logdir`` (itself included) holding event files.
 
     Directories are visited in sorted order; symlinked directories are not followed.
+
+    Raises:
+        OSError: a folder under ``logdir`` cannot be listed (e.g. permission denied):
+            silently leaving its runs out would make a "mirrored" tree incomplete.
     """
-    for dirpath, dirnames, filenames in os.walk(logdir):
+    for dirpath, dirnames, filenames in os.walk(logdir, onerror=_raise):
         dirnames.sort()
         if any(is_event_file(name) for name in filenames):
             if list_event_files(dirpath):
                 yield Path(dirpath)
+
+
+def _raise(error: OSError) -> None:
+    raise error
 
 
 def value_kind(value: summary_pb2.Summary.Value, plugin_name: str) -> str:

@@ -154,6 +154,8 @@ def export(path: str | os.PathLike[str], out: str | os.PathLike[str], *, fmt: st
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise InputError(f"{out}: cannot tell the format; use a .csv or .parquet name or --format")
+    if not out.parent.is_dir():
+        raise InputError(f"{out}: its folder {out.parent} does not exist")
     if out.exists() and not force:
         raise OutputError(f"{out}: already exists; use --force to replace it")
     if fmt == "parquet":

@@ -94,7 +94,9 @@ def merge(
     plan = plan_run(".", run, target, mapping, resync=resync, files={"": files})
     plan.tag_map = [{tag: tag for tag in tmap} for tmap in plan.tag_map]
     plan.sidecars = parsed
-    merge_plan = plan_merge(plan, parsed, resync=resync)
+    merge_plan = plan_merge(plan, parsed, resync=resync, mapping=mapping)
+    if in_place and not merge_plan.events:
+        return RunReport(plan, sidecars=merge_plan.reports)  # nothing to add: leave the run alone
     with OutputSet() as outputs:
         if not in_place:
             report = write_run(plan, outputs, resync=resync, merge=merge_plan)

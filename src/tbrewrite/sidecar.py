@@ -41,6 +41,7 @@ LR_SIDECAR = "learning-rate"
 CSV_LOGGER = "csv-logger"
 DISCOVERED_NAME = "learning_rate.csv"
 _MISSING = {"NA", ""}
+_LATEST_WALL_TIME = 1e11  # seconds since the Unix epoch: the year 5138
 
 
 @dataclass
@@ -105,9 +106,33 @@ def _number(path: Path, line: int, column: str, text: str, *, integer: bool = Fa
     return value
 
 
+def _index(path: Path, line: int, column: str, text: str) -> int:
+    """An epoch or step: an integer from 0 to 2**63 - 1 (an int64 step)."""
+    value = int(_number(path, line, column, text, integer=True))
+    if not 0 <= value < 1 << 63:
+        raise _fail(path, line, column, f"{text} is out of range (0 to 2**63 - 1)")
+    return value
+
+
+def _wall_time(path: Path, line: int, text: str) -> float:
+    value = _number(path, line, "wall_time", text)
+    if not 0 <= value < _LATEST_WALL_TIME:
+        raise _fail(path, line, "wall_time", f"{text} is not seconds since the Unix epoch")
+    return value
+
+
+def _no_duplicates(sidecar: Sidecar) -> None:
+    seen: dict[tuple[str, int], int] = {}
+    for p in sidecar.points:
+        first = seen.setdefault((p.tag, p.step), p.line)
+        if first != p.line:
+            what = "step" if sidecar.rows == "batch" else "epoch"
+            raise _fail(sidecar.path, p.line, what, f"{what} {p.step} appears twice (first on line {first})")
+
+
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     try:
-        f = open(path, newline="", encoding="utf-8")
+        f = open(path, newline="", encoding="utf-8-sig")  # a BOM, as Excel writes, is fine
     except FileNotFoundError:
         raise SidecarError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -160,6 +185,7 @@ def read_sidecar(path: str | os.PathLike[str], mapping: TagMapping | None = None
         sidecar = _read_csv_logger(path, header, rows, mapping)
     if not sidecar.points:
         raise _fail(path, 2, None, "no data rows after the header")
+    _no_duplicates(sidecar)
     return sidecar
 
 
@@ -177,9 +203,9 @@ def _read_lr(path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]
     parsed = []
     per_epoch: dict[int, int] = {}
     for line, cells in _cells(path, header, rows):
-        epoch = int(_number(path, line, "epoch", cells["epoch"], integer=True))
-        step = int(_number(path, line, "step", cells["step"], integer=True))
-        wall_time = _number(path, line, "wall_time", cells["wall_time"])
+        epoch = _index(path, line, "epoch", cells["epoch"])
+        step = _index(path, line, "step", cells["step"])
+        wall_time = _wall_time(path, line, cells["wall_time"])
         values = {"learning_rate": _number(path, line, "learning_rate", cells["learning_rate"])}
         for column in extra:
             if cells[column] not in _MISSING:
@@ -203,7 +229,7 @@ def _read_csv_logger(path: Path, header: list[str], rows: Iterator[tuple[int, li
     if not columns:
         raise _fail(path, 1, None, "no metric columns besides 'epoch'")
     for line, cells in _cells(path, header, rows):
-        epoch = int(_number(path, line, "epoch", cells["epoch"], integer=True))
+        epoch = _index(path, line, "epoch", cells["epoch"])
         for column in columns:
             if cells[column] in _MISSING:
                 continue

@@ -22,7 +22,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
 from tbrewrite.errors import SidecarError
 from tbrewrite.events import EventFileReader
-from tbrewrite.layout import KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR
+from tbrewrite.layout import GENERIC, KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR, TagMapping
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar
 
 if TYPE_CHECKING:
@@ -130,12 +130,31 @@ def _epoch_range(plan: RunPlan, batch: bool) -> tuple[int, int] | None:
                 hit = source.name == TRAIN_DIR and tag.startswith("batch_")
             elif plan.layout == KERAS_FLAT:
                 hit = "/" not in tag
+            elif plan.layout == GENERIC:  # e.g. a converted run: every scalar series
+                hit = True
             else:
                 hit = source.name in (TRAIN_DIR, VALIDATION_DIR) and tag.startswith("epoch_")
             if hit:
                 lows.append(min(stats.first_step, stats.last_step))
                 highs.append(max(stats.first_step, stats.last_step))
     return (min(lows), max(highs)) if lows else None
+
+
+def _aliases(plan: RunPlan, mapping: TagMapping, wanted: set[str]) -> dict[str, str]:
+    """Output tags of the run that hold, unconverted, what a wanted tag names.
+
+    E.g. in a run merged without converting, ``epoch_loss`` (split) or ``loss`` (flat)
+    is the epoch-level ``train/loss`` a CSVLogger column maps to.
+    """
+    aliases = {}
+    for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
+        for tag, stats in scan.tags.items():
+            if stats.kind != "scalar" or tmap[tag] in wanted:
+                continue
+            converted = mapping.map_split(source.name, tag) if source.name else mapping.map_flat(tag)
+            if converted in wanted and not tag.startswith("batch_"):
+                aliases[tmap[tag]] = converted
+    return aliases
 
 
 def _busiest_tag(plan: RunPlan, source_name: str, prefix: str, suffix: str = "") -> str | None:
@@ -150,8 +169,13 @@ def _busiest_tag(plan: RunPlan, source_name: str, prefix: str, suffix: str = "")
     return best
 
 
-def plan_merge(plan: RunPlan, sidecars: list[Sidecar], *, resync: bool = False) -> MergePlan:
+def plan_merge(
+    plan: RunPlan, sidecars: list[Sidecar], *, resync: bool = False, mapping: TagMapping | None = None
+) -> MergePlan:
     """Decide which sidecar points to add and which log points they replace.
+
+    ``mapping`` (how a Keras tag would be converted) lets a CSVLogger file find its
+    epochs' wall_times in a run that was not converted (``epoch_loss``, ``loss``).
 
     Raises:
         SidecarError: a sidecar matches no step of the run, or a CSVLogger epoch has no
@@ -161,6 +185,8 @@ def plan_merge(plan: RunPlan, sidecars: list[Sidecar], *, resync: bool = False) 
     if not sidecars:
         return merge
     wanted = {t for s in sidecars for t in s.tags}
+    aliases = _aliases(plan, mapping or TagMapping(), wanted)
+    wanted.update(aliases)
     evaluation = _busiest_tag(plan, VALIDATION_DIR, "evaluation_", "_vs_iterations")
     batches = _busiest_tag(plan, TRAIN_DIR, "batch_")
     wanted.update(t for t in (evaluation, batches) if t)
@@ -176,7 +202,7 @@ def plan_merge(plan: RunPlan, sidecars: list[Sidecar], *, resync: bool = False) 
         merge.reports.append(report)
         _check_overlap(plan, sidecar)
         if sidecar.kind == CSV_LOGGER:
-            _place_epochs(plan, sidecar, log, evaluation, batches)
+            _place_epochs(plan, sidecar, log, evaluation, batches, aliases)
         have = {tag: {step: value for step, _, value in log.get(tag, [])} for tag in sidecar.tags}
         for point in sidecar.points:
             existing = have[point.tag]
@@ -235,6 +261,7 @@ def _place_epochs(
     log: dict[str, list[tuple[int, float, float | None]]],
     evaluation: str | None,
     batches: str | None,
+    aliases: dict[str, str],
 ) -> None:
     """Give each CSVLogger point the wall_time of the run's own events of that epoch.
 
@@ -244,7 +271,8 @@ def _place_epochs(
     where the epoch's own summaries were never written.
     """
     at_epoch: dict[int, float] = {}
-    for tag in sidecar.tags:
+    epoch_tags = sidecar.tags | {alias for alias, tag in aliases.items() if tag in sidecar.tags}
+    for tag in epoch_tags:
         for step, wall_time, _ in log.get(tag, []):
             at_epoch[step] = min(wall_time, at_epoch.get(step, math.inf))
     first_epoch = min(p.step for p in sidecar.points)

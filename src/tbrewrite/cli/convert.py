@@ -12,6 +12,7 @@ from rich.table import Table
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.convert import RESTART_POLICIES, ConvertReport, RunReport, convert, discover_runs
 from tbrewrite.layout import TagMapping
+from tbrewrite.parallel import default_jobs
 
 
 @app.command("convert")
@@ -48,7 +49,7 @@ def convert_command(
                 def advance(run: RunReport) -> None:
                     progress.update(task, advance=1, description=run.plan.run)
 
-                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, sidecars=sidecar or (), jobs=jobs, on_run=advance)
+                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, sidecars=sidecar or (), jobs=jobs or default_jobs(), on_run=advance)
         else:
             report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, dry_run=dry_run, resync=resync, sidecars=sidecar or ())
     if dry_run:
@@ -121,8 +122,11 @@ def _print_summary(report: ConvertReport, dry_run: bool) -> None:
     line = f"converted {runs} run(s): {events_in} events in -> {events_out} out, {mapped} tags mapped"
     if any(r.values_dropped for r in report.runs):
         line += f", {sum(r.values_dropped for r in report.runs)} values dropped (--restarts keep-last)"
-    if runs == 1:
+    if runs == 1 and report.runs[0].output is not None:
         line += f"; wrote {report.runs[0].output}"
     out.print(line, markup=False)
+    for run in report.runs:
+        if run.output is None:
+            out.print(f"{run.plan.run}: no event to convert (no valid record besides file_version); nothing written", markup=False)
     if unchanged and len(unchanged) == runs:
         out.print("nothing to change: the input is already converted (output is byte-identical)", markup=False)

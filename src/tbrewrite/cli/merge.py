@@ -36,6 +36,9 @@ def merge_command(
     print_sidecars([report])
     report_damage(report.plan.damage)
     added = sum(s.added for s in report.sidecars)
+    if report.output is None:
+        out.print(f"nothing to merge into {run}: every sidecar point is already in the log; the run is unchanged", markup=False)
+        raise typer.Exit(exit_code(report.plan.damage))
     out.print(f"merged {len(report.sidecars)} sidecar(s) into {report.plan.run if str(run) == '.' else run}: "
               f"{report.plan.events_in} events in -> {report.events_out} out, {added} points added; wrote {report.output}", markup=False)
     raise typer.Exit(exit_code(report.plan.damage))

@@ -35,6 +35,7 @@ Summary = summary_pb2.Summary
 SummaryMetadata = summary_pb2.SummaryMetadata
 
 EVENT_FILE_MARKER = "tfevents"
+_VALIDATE_ARENA_BYTES = 4 << 20
 FILE_VERSION = "brain.Event:2"
 
 _PLUGIN_KINDS = {
@@ -225,7 +226,11 @@ class EventFileReader:
 
     def _iter(self, *, lazy: bool, check: bool = True) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
         parse = Event.FromString
+        # One reused message checks peeked records; upb keeps what each parse allocates
+        # in the message's arena until the message goes, so it is replaced every few MiB
+        # to keep memory flat.
         validate = Event().ParseFromString
+        validated = 0
         reader = self._records
         for data in reader:
             peeked = peek(data) if lazy else None
@@ -234,6 +239,10 @@ class EventFileReader:
                 if peeked is None:
                     event = parse(data)
                 elif check:
+                    validated += len(data)
+                    if validated > _VALIDATE_ARENA_BYTES:
+                        validate = Event().ParseFromString
+                        validated = len(data)
                     validate(data)
             except DecodeError as e:
                 self._invalid(data, e)

@@ -38,13 +38,14 @@ def convert_command(
         raise typer.Exit(2)
     with errors_to_exit():
         mapping = TagMapping(train_name, val_name, pattern)
-        many = src.is_dir() and len(discover_runs(src)) > 1
+        total = len(discover_runs(src)) if src.is_dir() else 0
+        many = total > 1
         if many and not dry_run:
             with Progress(
                 TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                 console=err, transient=True, disable=not err.is_terminal,
             ) as progress:
-                task = progress.add_task("", total=len(discover_runs(src)))
+                task = progress.add_task("", total=total)
 
                 def advance(run: RunReport) -> None:
                     progress.update(task, advance=1, description=run.plan.run)

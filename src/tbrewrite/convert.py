@@ -7,19 +7,20 @@ input event exactly once, scalars renamed to ``train/<metric>`` / ``val/<metric>
 everything else byte-for-byte as it was:
 
 1. A first streaming pass (:func:`tbrewrite.scan.scan_files`) learns each source's
-   tags, kinds, first plugin metadata, restarts and damage, and fixes the mapping.
-2. A second pass merges the sources' events in wall_time order (a stable merge: ties
-   keep source order, and each source keeps its own order, so every tag keeps its step
-   order), renames values, puts the plugin metadata on the first value of every tag,
-   and writes records it did not change back unchanged.
+   tags, kinds, first plugin metadata, restarts and damage, and fixes the mapping
+   (:mod:`tbrewrite.convertplan`).
+2. A second pass merges the sources' events in wall_time order, renames values, puts
+   the plugin metadata on the first value of every tag, and writes records it did not
+   change back unchanged (:mod:`tbrewrite.convertwrite`).
+
+This module runs the command: paths checked, runs found, sidecars merged, runs written
+in this process or in worker processes, and everything undone if any run fails.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import filecmp
-import heapq
 import os
 import shutil
 import time
@@ -27,144 +28,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tensorboard.compat.proto import event_pb2
-
-from google.protobuf.message import DecodeError
-
-from tbrewrite.errors import InputError, InvalidEventError, UsageError
-from tbrewrite.events import EventFileReader, find_run_dirs, is_event_file, list_event_files
+from tbrewrite.convertplan import RunPlan, discover_runs, plan_run, split_sessions
+from tbrewrite.convertwrite import RunReport, write_run
+from tbrewrite.errors import InputError, UsageError
+from tbrewrite.events import is_event_file, list_event_files
 from tbrewrite.layout import (
-    GENERIC,
-    KERAS_FLAT,
-    KERAS_SPLIT,
-    TRAIN_DIR,
-    VALIDATION_DIR,
     TagMapping,
     check_dir,
-    is_flat_keras_tags,
-    is_split_run,
-    tf49109_warnings,
 )
-from tbrewrite.sidecar_merge import MergePlan, SidecarReport, plan_merge
 from tbrewrite.parallel import map_ordered
 from tbrewrite.records import Damage
-from tbrewrite.scan import FileStats, StreamScan, TagStats, scan_files
-from tbrewrite.sidecar import CSV_LOGGER, Sidecar, discover, read_sidecar
-from tbrewrite.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, Peek, retag_head
-from tbrewrite.writer import WRITER_NAME, EventFileWriter, OutputSet, check_output_folder, output_file_name
+from tbrewrite.sidecar import Sidecar, discover, read_sidecar
+from tbrewrite.sidecar_merge import plan_merge
+from tbrewrite.writer import WRITER_NAME, OutputSet, check_output_folder
 
 RESTART_POLICIES = ("keep", "keep-last", "split")
-
-
-@dataclass
-class Source:
-    """One input stream of a run: the root folder, ``train/`` or ``validation/``.
-
-    Attributes:
-        name: str. ``"train"``, ``"validation"``, or ``""`` for the run folder itself.
-        files: list of Path, in TensorBoard's order.
-    """
-
-    name: str
-    files: list[Path]
-
-
-@dataclass
-class RunPlan:
-    """Everything decided about one run before a byte is written.
-
-    Attributes:
-        run: str. The run's path relative to SRC (``"."`` for SRC itself).
-        src_dir: Path. The Keras run folder.
-        out_dir: Path. The output run folder.
-        layout: str. ``keras-split``, ``keras-flat`` or ``generic``.
-        sources: list of Source.
-        scans: list of StreamScan, one per source.
-        tag_map: list of dict tag -> output tag, one per source (every tag present).
-        out_name: str. The output event file's name.
-        sidecars: list of Sidecar to merge into the output.
-    """
-
-    run: str
-    src_dir: Path
-    out_dir: Path
-    layout: str
-    sources: list[Source]
-    scans: list[StreamScan]
-    tag_map: list[dict[str, str]]
-    out_name: str
-    sidecars: list[Sidecar] = field(default_factory=list)
-
-    def holds_events(self) -> bool:
-        """True if the run has any event besides file_version (else there is nothing to
-        write: e.g. only an empty, truncated or non-event file)."""
-        return any(n for scan in self.scans for what, n in scan.event_kinds.items() if what != "file_version")
-
-    def warnings(self) -> list[str]:
-        """Return notes about problems the log itself shows.
-
-        A keras-split run looks hit by tensorflow#49109 (Keras's TensorBoard callback
-        dropping epoch summaries when an integer ``update_freq`` does not divide the
-        batches per epoch) as :func:`tbrewrite.layout.tf49109_warnings` tells.
-        """
-        notes = []
-        fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
-        for source, scan in zip(self.sources, self.scans):
-            if source.name == TRAIN_DIR:
-                for note in tf49109_warnings(scan):
-                    if fixed:
-                        note = note.replace("merge a CSVLogger file with --sidecar", "the CSVLogger sidecar restores them")
-                    notes.append(note)
-        return notes
-
-    @property
-    def damage(self) -> list[Damage]:
-        return [d for s in self.scans for d in s.damage]
-
-    @property
-    def events_in(self) -> int:
-        return sum(s.events for s in self.scans)
-
-    def renamed(self) -> list[tuple[str, str, str, TagStats]]:
-        """Return ``(source, old tag, new tag, stats)`` for every tag whose name changes."""
-        out = []
-        for source, scan, tmap in zip(self.sources, self.scans, self.tag_map):
-            for tag, stats in scan.tags.items():
-                if tmap[tag] != tag:
-                    out.append((source.name, tag, tmap[tag], stats))
-        return out
-
-    def backwards(self) -> dict[str, tuple[int, int, int]]:
-        """Return, per output tag whose steps go back, ``(times, previous step, step)``
-        of the first time."""
-        out: dict[str, tuple[int, int, int]] = {}
-        for scan, tmap in zip(self.scans, self.tag_map):
-            for tag, stats in scan.tags.items():
-                if stats.backwards:
-                    _, prev, step = stats.backwards[0]
-                    out[tmap[tag]] = (stats.backwards_count, prev, step)
-        return out
-
-
-@dataclass
-class RunReport:
-    """What converting one run did.
-
-    Attributes:
-        plan: RunPlan.
-        events_out: int. Events written, the file_version event included.
-        values_dropped: int. Summary values left out (``--restarts keep-last``).
-        output: Path or None. The file written (None on a dry run).
-        unchanged: bool. The output equals the input: nothing needed converting.
-    """
-
-    plan: RunPlan
-    events_out: int = 0
-    values_dropped: int = 0
-    output: Path | None = None
-    unchanged: bool = False
-    sidecars: list[SidecarReport] = field(default_factory=list)
-    pending: EventFileWriter | None = None
 
 
 @dataclass
@@ -181,300 +59,6 @@ class ConvertReport:
     def damage(self) -> list[Damage]:
         return [d for r in self.runs for d in r.plan.damage]
 
-
-def discover_runs(src: Path) -> list[tuple[str, Path]]:
-    """Return ``(relative name, folder)`` of every Keras run under ``src``.
-
-    A folder holding ``train/`` or ``validation/`` event files is one keras-split run
-    (its own event files, e.g. an hparams summary, belong to it too); any other folder
-    holding event files is one run of its own.
-    """
-    roots: dict[Path, None] = {}
-    for d in find_run_dirs(src):
-        if d.name in (TRAIN_DIR, VALIDATION_DIR) and d != src and is_split_run(d.parent):
-            roots.setdefault(d.parent, None)
-        else:
-            roots.setdefault(d, None)
-    for d in list(roots):
-        if is_split_run(d):
-            roots.setdefault(d, None)
-    ordered = sorted(roots, key=lambda p: p.relative_to(src).parts)
-    return [(str(p.relative_to(src)) if p != src else ".", p) for p in ordered]
-
-
-def plan_run(
-    run: str,
-    src_dir: Path,
-    out_dir: Path,
-    mapping: TagMapping,
-    *,
-    resync: bool = False,
-    files: dict[str, list[Path]] | None = None,
-    keep_last: bool = False,
-) -> RunPlan:
-    """Scan one Keras run and decide its layout, tag mapping and output name.
-
-    Args:
-        run: str. Name of the run relative to SRC.
-        src_dir: Path. The run folder.
-        out_dir: Path. Where its output event file goes.
-        mapping: TagMapping.
-        resync: bool. Read past damage.
-        files: optional dict source name -> files, to convert a subset (restart split).
-
-    Raises:
-        OSError: if a file cannot be read.
-    """
-    if files is None:
-        files = {
-            "": list_event_files(src_dir),
-            TRAIN_DIR: list_event_files(src_dir / TRAIN_DIR),
-            VALIDATION_DIR: list_event_files(src_dir / VALIDATION_DIR),
-        }
-    sources = [Source(name, paths) for name, paths in files.items() if paths]
-    # Only --restarts keep-last needs every backwards step; reporting needs the first.
-    limit = None if keep_last else 1
-    scans = [scan_files(s.files, resync=resync, backwards_limit=limit) for s in sources]
-    if any(s.name in (TRAIN_DIR, VALIDATION_DIR) for s in sources):
-        layout = KERAS_SPLIT
-    elif scans and is_flat_keras_tags(scans[0].scalar_tags()):
-        layout = KERAS_FLAT
-    else:
-        layout = GENERIC
-    tag_map = _assign_tags(sources, scans, layout, mapping)
-    out_name = output_file_name(start_wall_time(scans))
-    return RunPlan(run, src_dir, out_dir, layout, sources, scans, tag_map, out_name)
-
-
-def _assign_tags(
-    sources: list[Source], scans: list[StreamScan], layout: str, mapping: TagMapping
-) -> list[dict[str, str]]:
-    """Map every source tag to a unique output tag.
-
-    Scalars get the Keras mapping; all other tags keep their name. Tags that keep their
-    name claim it first, in source order (run folder, train, validation); a later claim
-    on a taken name -- e.g. the ``keras`` model config in both train and validation --
-    is prefixed with its split name (``val/keras``).
-    """
-    proposals = []
-    for i, (source, scan) in enumerate(zip(sources, scans)):
-        for tag, stats in scan.tags.items():
-            new = None
-            if stats.kind == "scalar":
-                if layout == KERAS_SPLIT and source.name:
-                    new = mapping.map_split(source.name, tag)
-                elif layout == KERAS_FLAT:
-                    new = mapping.map_flat(tag)
-            proposals.append((new is not None, i, tag, new or tag))
-    proposals.sort(key=lambda p: p[0])  # stable: unchanged names claim first
-    taken: set[str] = set()
-    result: list[dict[str, str]] = [{} for _ in sources]
-    for _, i, tag, out in proposals:
-        if out in taken:
-            split = {TRAIN_DIR: mapping.train_name, VALIDATION_DIR: mapping.val_name}
-            base = f"{split.get(sources[i].name, 'run')}/{tag}"
-            out, n = base, 2
-            while out in taken:
-                out, n = f"{base}_{n}", n + 1
-        taken.add(out)
-        result[i][tag] = out
-    return result
-
-
-def start_wall_time(scans: Sequence[StreamScan]) -> float:
-    """Return the output's start: the earliest first wall_time of ``scans``, in seconds.
-
-    Values no event-file name can hold (NaN, infinite, negative, 10**10 s or more:
-    damaged or hostile input) are skipped; with none left, 0.0.
-    """
-    starts = [s.first_wall_time for s in scans if s.first_wall_time is not None]
-    return min((t for t in starts if 0 <= t < 1e10), default=0.0)
-
-
-_Item = tuple[float, int, int, "Peek | None", "event_pb2.Event | None", "bytes | None"]
-
-
-def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[_Item]:
-    """Yield ``(wall_time, source index, sequence, peek, event, record bytes)`` of one source.
-
-    ``(wall_time, source index, sequence)`` is unique and orders a stable merge.
-
-    Common-shape records come peeked, not decoded (:mod:`tbrewrite.wire`). Exactly the
-    bytes the scan read are read: a writer still appending to a file must not add
-    events (or tags) that the plan has not seen.
-    """
-    seq = 0
-    for stats in files:
-        if resync:
-            reader = EventFileReader(stats.path, resync=True, limit=stats.bytes).lazy()
-        else:
-            # Stop where the scan stopped; it checked every record before that.
-            end = min((d.offset for d in stats.damage), default=stats.bytes)
-            reader = EventFileReader(stats.path, limit=end).lazy(check=False)
-        for peeked, event, raw in reader:
-            seq += 1
-            yield (peeked[WALL_TIME] if peeked is not None else event.wall_time), index, seq, peeked, event, raw
-
-
-class _Survivors:
-    """Decide which values ``--restarts keep-last`` keeps for one source tag.
-
-    TensorBoard's data server keeps, per series, only the last write of each step: a
-    value at step s removes every earlier value at a step >= s (``reservoir.rs``
-    "Preemption"). So value number ``o`` at step ``s`` survives iff no later value of
-    the tag has a step <= ``s``. It suffices to look at values whose step is not above
-    their predecessor's: any later value at a step <= ``s`` ends an increasing stretch
-    that starts at such a value, with a step lower still.
-    """
-
-    def __init__(self, backwards: list[tuple[int, int, int]]) -> None:
-        self.ordinals = [o for o, _, _ in backwards]
-        mins = []
-        low = None
-        for _, _, step in reversed(backwards):
-            low = step if low is None else min(low, step)
-            mins.append(low)
-        self.suffix_min = mins[::-1]
-        self.count = 0
-
-    def keep(self, step: int) -> bool:
-        o = self.count
-        self.count += 1
-        k = bisect.bisect_right(self.ordinals, o)
-        return k >= len(self.ordinals) or step < self.suffix_min[k]
-
-
-def write_run(
-    plan: RunPlan,
-    outputs: OutputSet,
-    *,
-    restarts: str = "keep",
-    resync: bool = False,
-    merge: MergePlan | None = None,
-    publish: bool = True,
-) -> RunReport:
-    """Write ``plan``'s output event file through ``outputs``, sidecar points merged in.
-
-    With ``publish=False`` the file is left under its temporary name and the open
-    writer is returned in ``report.pending``, for a caller that must do something
-    (move originals away) before the new file becomes visible.
-
-    Raises:
-        OSError: on read or write errors (the OutputSet removes partial output).
-    """
-    report = RunReport(plan)
-    merge = merge or MergePlan()
-    report.sidecars = merge.reports
-    writer = outputs.open(plan.out_dir / plan.out_name, wall_time=start_wall_time(plan.scans))
-    write_record = writer.write_record
-    write_event = writer.write_event
-    metadata = [{t: s.metadata for t, s in scan.tags.items()} for scan in plan.scans]
-    # Tags whose values pass through untouched once their first value is written.
-    settled: list[set[str]] = [set() for _ in plan.sources]
-    survivors: list[dict[str, _Survivors]] = [{} for _ in plan.sources]
-    if restarts == "keep-last":
-        for i, scan in enumerate(plan.scans):
-            for tag, stats in scan.tags.items():
-                if stats.backwards:
-                    survivors[i][tag] = _Survivors(stats.backwards)
-    written: set[str] = set()
-    dropped = 0
-    replaced = merge.drop
-    # Per source, tag bytes -> new tag bytes (None: unchanged) for tags whose first value
-    # is written and whose later common-shape records only need their tag spliced.
-    fast: list[dict[bytes, bytes | None]] = [{} for _ in plan.sources]
-    streams: list[Iterator[_Item]] = [_events(i, scan.files, resync) for i, scan in enumerate(plan.scans)]
-    if merge.events:
-        streams.append((e.wall_time, len(streams), n, None, e, None) for n, e in enumerate(merge.events))
-    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-    heads: dict[tuple[bytes, int], bytes] = {}
-    for _, i, _, peeked, event, raw in merged:
-        if raw is None:  # a sidecar point: tag final, metadata attached
-            written.update(v.tag for v in event.summary.value)
-            write_event(event)
-            continue
-        if peeked is not None:
-            new = fast[i].get(peeked[TAG], _SLOW)
-            if new is None:
-                write_record(raw)
-                continue
-            rest_at = peeked[REST_AT]
-            if new is not _SLOW and peeked[TAG] not in raw[rest_at:]:
-                key = (new, len(raw) - rest_at)
-                head = heads.get(key)
-                if head is None:
-                    head = heads[key] = retag_head(new, key[1])
-                write_record(raw[: peeked[SUMMARY_AT]] + head + raw[rest_at:])
-                continue
-            event = _decode(raw)
-        what = event.WhichOneof("what")
-        if what == "file_version":
-            continue
-        if what != "summary":
-            write_record(raw)
-            continue
-        tmap = plan.tag_map[i]
-        done = settled[i]
-        keepers = survivors[i]
-        changed = False
-        drop: list[int] = []
-        for k, value in enumerate(event.summary.value):
-            tag = value.tag
-            if tag in done:
-                continue
-            if tag in keepers and not keepers[tag].keep(event.step):
-                drop.append(k)
-                dropped += 1
-                continue
-            out = tmap.get(tag, tag)  # a tag the scan never saw: the file changed since
-            if out in replaced and event.step in replaced[out]:
-                drop.append(k)
-                continue
-            if out != tag:
-                value.tag = out
-                changed = True
-                if value.HasField("metadata") and value.metadata.display_name == tag:
-                    value.metadata.display_name = out
-            if out not in written:
-                written.add(out)
-                first = metadata[i].get(tag)
-                if not value.HasField("metadata") and first is not None:
-                    value.metadata.CopyFrom(first)
-                    if value.metadata.display_name == tag:
-                        value.metadata.display_name = out
-                    changed = True
-            elif out == tag and tag not in keepers and out not in replaced:
-                done.add(tag)
-            if tag not in keepers and out not in replaced:
-                fast[i][tag.encode()] = None if out == tag else out.encode()
-        if drop:
-            for k in reversed(drop):
-                del event.summary.value[k]
-            if not event.summary.value:
-                continue
-            changed = True
-        if changed:
-            write_event(event)
-        else:
-            write_record(raw)
-    report.events_out = writer.records
-    report.values_dropped = dropped
-    if publish:
-        report.output = outputs.publish(writer)
-    else:
-        report.pending = writer
-    return report
-
-
-_SLOW = b"\x00slow"  # not a tag: fast-path lookups that miss
-
-
-def _decode(raw: bytes) -> event_pb2.Event:
-    """Decode a peeked record that needs protobuf after all."""
-    try:
-        return event_pb2.Event.FromString(raw)
-    except DecodeError as e:
-        raise InvalidEventError(f"a record whose checksums hold is not an Event protobuf ({e})") from None
 
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:
@@ -667,39 +251,6 @@ def _plans(
         yield plan_run(
             str(Path(sub) / name), run_dir, out_dir / name, mapping, resync=resync, files=files
         )
-
-
-def split_sessions(run_dir: Path) -> list[tuple[str, dict[str, list[Path]]]]:
-    """Group a run's event files into one session per writing process.
-
-    tf.keras / Keras 3 file names end in ``.<pid>.<uid>.v2`` (TF
-    ``summary_ops_v2.py``); the ``train/`` and ``validation/`` files of one ``fit``
-    share the pid. Files without that shape are a session each, paired by position.
-    Each session is named after the seconds field of its first file name.
-    """
-    by_source = {
-        "": list_event_files(run_dir),
-        TRAIN_DIR: list_event_files(run_dir / TRAIN_DIR),
-        VALIDATION_DIR: list_event_files(run_dir / VALIDATION_DIR),
-    }
-    sessions: dict[str, dict[str, list[Path]]] = {}
-    for source, files in by_source.items():
-        for position, path in enumerate(files):
-            parts = path.name.split(".")
-            key = parts[-3] if parts[-1] == "v2" and len(parts) >= 6 else f"#{position}"
-            sessions.setdefault(key, {"": [], TRAIN_DIR: [], VALIDATION_DIR: []})[source].append(path)
-    named: list[tuple[str, dict[str, list[Path]]]] = []
-    used: set[str] = set()
-    for files in sorted(sessions.values(), key=lambda s: min(p.name for v in s.values() for p in v)):
-        first = min((p for v in files.values() for p in v), key=lambda p: p.name)
-        parts = first.name.split(".")
-        base = parts[3] if len(parts) > 3 and parts[3].isdigit() else first.name
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        named.append((name, files))
-    return named
 
 
 def _same_bytes(plan: RunPlan, output: Path | None) -> bool:

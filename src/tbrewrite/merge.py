@@ -13,7 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tbrewrite.convert import RunReport, plan_run, write_run
+from tbrewrite.convertplan import plan_run
+from tbrewrite.convertwrite import RunReport, write_run
 from tbrewrite.errors import InputError, OutputError, UsageError
 from tbrewrite.events import list_event_files
 from tbrewrite.layout import TagMapping, check_dir, is_split_run

@@ -26,7 +26,7 @@ from tbrewrite.layout import GENERIC, KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR, Tag
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar
 
 if TYPE_CHECKING:
-    from tbrewrite.convert import RunPlan
+    from tbrewrite.convertplan import RunPlan
 
 _DT_FLOAT = 1
 _DT_DOUBLE = 2

@@ -10,7 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.convert import RESTART_POLICIES, ConvertReport, RunReport, convert, discover_runs
+from tbrewrite.convert import RESTART_POLICIES, ConvertReport, convert
+from tbrewrite.convertplan import discover_runs
+from tbrewrite.convertwrite import RunReport
 from tbrewrite.layout import TagMapping
 from tbrewrite.parallel import default_jobs
 

@@ -591,9 +591,18 @@ def test_disk_full_mid_write(tmp_path: Path, command: Command, big_src: Path) ->
     assert tree_hashes(big_src) == before
 
 
+def _foreground_sigint() -> None:
+    """Let SIGINT act as Ctrl-C does on a foreground command: a shell that starts a
+    command in the background (as a CI runner may start the suite) sets SIGINT to
+    ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_and_stop_mid_write(argv: list[str], out: Path) -> subprocess.Popen:
     """Start the command and freeze it (SIGSTOP) as soon as its temporary file exists."""
-    proc = subprocess.Popen(cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_foreground_sigint
+    )
     while proc.poll() is None:
         if out.is_dir() and any(name.startswith(TEMP_PREFIX) for name in os.listdir(out)):
             proc.send_signal(signal.SIGSTOP)

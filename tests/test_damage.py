@@ -567,7 +567,7 @@ def big_run(root: Path, events: int) -> Path:
 
 @pytest.fixture(scope="module")
 def big_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return big_run(tmp_path_factory.mktemp("big"), 400_000)  # long enough to be caught mid-write
+    return big_run(tmp_path_factory.mktemp("big"), 100_000)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

@@ -14,13 +14,13 @@ loop) is not a file and is skipped, as a dangling one is.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from tbrewrite.wire import Peek, peek
 from tbrewrite.records import (
     FOOTER_LENGTH,
     HEADER_LENGTH,
@@ -29,12 +29,17 @@ from tbrewrite.records import (
     Damage,
     RecordReader,
 )
+from tbrewrite.wire import Peek, peek
 
 Event = event_pb2.Event
 Summary = summary_pb2.Summary
 SummaryMetadata = summary_pb2.SummaryMetadata
 
 EVENT_FILE_MARKER = "tfevents"
+_DT_FLOAT = 1
+_DT_DOUBLE = 2
+_F32 = struct.Struct("<f")
+_F64 = struct.Struct("<d")
 _VALIDATE_ARENA_BYTES = 4 << 20
 FILE_VERSION = "brain.Event:2"
 
@@ -126,6 +131,27 @@ def value_kind(value: summary_pb2.Summary.Value, plugin_name: str) -> str:
     if plugin_name.startswith("graph"):
         return "graph"
     return _PLUGIN_KINDS.get(plugin_name, "tensor")
+
+
+def scalar_value(value: summary_pb2.Summary.Value) -> float | None:
+    """Return a scalar summary value as a float, or None if it is not a scalar."""
+    which = value.WhichOneof("value")
+    if which == "simple_value":
+        return value.simple_value
+    if which != "tensor" or value.tensor.tensor_shape.dim:
+        return None
+    t = value.tensor
+    if t.dtype == _DT_FLOAT:
+        if t.float_val:
+            return t.float_val[0]
+        if len(t.tensor_content) == 4:
+            return _F32.unpack(t.tensor_content)[0]
+    if t.dtype == _DT_DOUBLE:
+        if t.double_val:
+            return t.double_val[0]
+        if len(t.tensor_content) == 8:
+            return _F64.unpack(t.tensor_content)[0]
+    return None
 
 
 def value_form(value: summary_pb2.Summary.Value) -> str:

@@ -17,9 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.events import EventFileReader, find_run_dirs, is_event_file, list_event_files
+from tbrewrite.events import (
+    EventFileReader,
+    find_run_dirs,
+    is_event_file,
+    list_event_files,
+    scalar_value,
+)
 from tbrewrite.records import Damage
-from tbrewrite.sidecar_merge import scalar_value
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
 FORMATS = ("csv", "parquet")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
 from tbrewrite.errors import SidecarError
-from tbrewrite.events import EventFileReader
+from tbrewrite.events import EventFileReader, scalar_value
 from tbrewrite.layout import GENERIC, KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR, TagMapping
 from tbrewrite.sidecar import CSV_LOGGER, Sidecar
 
@@ -29,9 +29,7 @@ if TYPE_CHECKING:
     from tbrewrite.convertplan import RunPlan
 
 _DT_FLOAT = 1
-_DT_DOUBLE = 2
 _F32 = struct.Struct("<f")
-_F64 = struct.Struct("<d")
 
 
 @dataclass
@@ -69,27 +67,6 @@ class MergePlan:
     events: list[event_pb2.Event] = field(default_factory=list)
     drop: dict[str, set[int]] = field(default_factory=dict)
     reports: list[SidecarReport] = field(default_factory=list)
-
-
-def scalar_value(value: summary_pb2.Summary.Value) -> float | None:
-    """Return a scalar summary value as a float, or None if it is not a scalar."""
-    which = value.WhichOneof("value")
-    if which == "simple_value":
-        return value.simple_value
-    if which != "tensor" or value.tensor.tensor_shape.dim:
-        return None
-    t = value.tensor
-    if t.dtype == _DT_FLOAT:
-        if t.float_val:
-            return t.float_val[0]
-        if len(t.tensor_content) == 4:
-            return _F32.unpack(t.tensor_content)[0]
-    if t.dtype == _DT_DOUBLE:
-        if t.double_val:
-            return t.double_val[0]
-        if len(t.tensor_content) == 8:
-            return _F64.unpack(t.tensor_content)[0]
-    return None
 
 
 def _log_points(plan: RunPlan, wanted: set[str], resync: bool) -> dict[str, list[tuple[int, float, float | None]]]:

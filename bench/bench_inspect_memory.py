@@ -7,7 +7,7 @@ per-batch ``batch_loss`` / ``batch_accuracy`` scalars (rank-0 float32 tensors wi
 histograms of ``--histogram-kb`` KiB each (DT_DOUBLE tensors, ``"histograms"``
 metadata), so most bytes are in large records and most events are small ones;
 ``validation/`` holds the epoch scalars. Records are framed with
-:func:`tbrewrite.records.encode_record`.
+:func:`tbrewrite.events.framing.encode_record`.
 
 Then it runs ``tbrewrite inspect --json`` in a fresh interpreter, once on one file of the
 log and once on the whole log, and reads each child's peak RSS with ``os.wait4``
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
-from tbrewrite.records import encode_record
+from tbrewrite.events.framing import encode_record
 
 WALL_TIME = 1700000000.0
 BATCHES_PER_EPOCH = 100

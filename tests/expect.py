@@ -1,7 +1,7 @@
 """What a correct conversion must contain, computed independently of the library.
 
 The mapping below is DESIGN.md's default table written out again by hand, so a bug in
-``tbrewrite.layout`` cannot hide itself. Inputs and outputs are both read with
+``tbrewrite.producers.keras`` cannot hide itself. Inputs and outputs are both read with
 TensorBoard's own ``EventFileLoader`` and TensorFlow's ``TFRecordDataset``.
 """
 
@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from conftest import event_files, loader_events, loader_values
-from tbrewrite.records import RecordReader
+from tbrewrite.events.framing import RecordReader
 
 LR = ("lr", "learning_rate", "epoch_lr", "epoch_learning_rate")
 

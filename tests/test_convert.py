@@ -8,8 +8,8 @@ import pytest
 
 from conftest import FIXTURES, event_files, loader_values
 from expect import assert_converted, assert_tensorflow_reads
-from tbrewrite.convert import convert
-from tbrewrite.records import RecordReader
+from tbrewrite.commands.convert import convert
+from tbrewrite.events.framing import RecordReader
 
 
 @pytest.mark.slow
@@ -66,7 +66,7 @@ def test_real_tensorflow_files_read_record_for_record(keras3_logdir: Path) -> No
 def test_our_writer_is_read_identically_by_tensorflow_and_tensorboard(tmp_path: Path) -> None:
     from tensorboard.compat.proto import event_pb2, tensor_pb2
 
-    from tbrewrite.writer import EventFileWriter
+    from tbrewrite.events.writer import EventFileWriter
 
     events = []
     for step in range(50):

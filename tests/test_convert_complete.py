@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from conftest import CORPUS, FIXTURES, event_files, loader_values, run_training
 from expect import assert_converted
 from tbrewrite.cli import app
-from tbrewrite.convert import convert
-from tbrewrite.layout import TagMapping
+from tbrewrite.commands.convert import convert
+from tbrewrite.producers.keras import TagMapping
 from tbrewrite_server import TensorBoardServer
 
 runner = CliRunner()
@@ -46,7 +46,7 @@ def test_tf1_flat_fixture_keeps_every_event_and_reports_restart(tmp_path: Path) 
     assert "steps of 'train/loss' go backwards 1 time(s) (first 4 -> 3)" in result.stderr
     from tensorboard.compat.proto import event_pb2
 
-    from tbrewrite.records import RecordReader
+    from tbrewrite.events.framing import RecordReader
 
     forms = {v.WhichOneof("value") for d in RecordReader(output) for v in event_pb2.Event.FromString(d).summary.value}
     assert forms == {"simple_value"}  # scalars keep the form they came in

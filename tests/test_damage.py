@@ -38,10 +38,10 @@ from typer.testing import CliRunner
 
 from conftest import CORPUS, event_files, loader_values
 from tbrewrite.cli import app
-from tbrewrite.convert import convert, plan_run, write_run
-from tbrewrite.events import EventFileReader, is_event_file, list_event_files
-from tbrewrite.layout import TagMapping
-from tbrewrite.records import (
+from tbrewrite.commands.convert import convert, plan_run, write_run
+from tbrewrite.events.reader import EventFileReader, is_event_file, list_event_files
+from tbrewrite.producers.keras import TagMapping
+from tbrewrite.events.framing import (
     CRC_MISMATCH,
     INVALID_EVENT,
     NOT_AN_EVENT_FILE,
@@ -50,7 +50,7 @@ from tbrewrite.records import (
     encode_record,
     masked_crc32c,
 )
-from tbrewrite.writer import TEMP_PREFIX, OutputSet
+from tbrewrite.events.writer import TEMP_PREFIX, OutputSet
 
 runner = CliRunner()
 T0 = 1_700_000_000.0
@@ -99,7 +99,7 @@ def flip(data: bytes, at: int) -> bytes:
 def broken_value(record: bytes) -> bytes:
     """The same record with its simple_value field (key 0x15 + 4 bytes) replaced by 5
     bytes of 0xff: same lengths, so still the common one-value shape up to the tag
-    (``tbrewrite.wire.peek`` reads it), but no longer protobuf."""
+    (``tbrewrite.events.wire.peek`` reads it), but no longer protobuf."""
     at = record.rindex(b"\x15", 0, len(record) - 4)
     return record[:at] + b"\xff" * 5 + record[at + 5 :]
 

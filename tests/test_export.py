@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import CORPUS, FIXTURES, event_files
 from tbrewrite.cli import app
-from tbrewrite.export import read_scalars
+from tbrewrite.commands.export import read_scalars
 
 runner = CliRunner()
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import CORPUS, FIXTURES, ROOT, loader_values, run_training, train_env
 from tbrewrite.cli import app
-from tbrewrite.inspection import TF49109_PARTIAL_WARNING, TF49109_WARNING, inspect_logdir
+from tbrewrite.commands.inspect import TF49109_PARTIAL_WARNING, TF49109_WARNING, inspect_logdir
 
 runner = CliRunner()
 

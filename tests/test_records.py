@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tbrewrite.errors import BadDataCrcError, BadLengthCrcError, TruncatedRecordError
-from tbrewrite.records import (
+from tbrewrite.events.framing import (
     CRC_MISMATCH,
     NOT_AN_EVENT_FILE,
     TRUNCATED,

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 from conftest import CORPUS, event_files, loader_events, loader_values
 from tbrewrite.cli import app
 from tbrewrite.errors import RuleError
-from tbrewrite.events import EventFileReader, list_event_files
-from tbrewrite.rename import rename
-from tbrewrite.rewrite import rewrite_file
+from tbrewrite.events.reader import EventFileReader, list_event_files
+from tbrewrite.commands.rename import rename
+from tbrewrite.commands.rewrite_file import rewrite_file
 from tbrewrite.rules import RuleSet, build_rules, load_rules_file, parse_drop_option, parse_rule_option
-from tbrewrite.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
-from tbrewrite.writer import EventFileWriter
+from tbrewrite.output.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
+from tbrewrite.events.writer import EventFileWriter
 
 runner = CliRunner()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.events import is_event_file
-from tbrewrite.writer import EventFileWriter
+from tbrewrite.events.reader import is_event_file
+from tbrewrite.events.writer import EventFileWriter
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
 from conftest import CORPUS, FIXTURES, event_files
-from tbrewrite.records import RecordReader
-from tbrewrite.wire import REST_AT, STEP, TAG, WALL_TIME, has_metadata, peek, retag
+from tbrewrite.events.framing import RecordReader
+from tbrewrite.events.wire import REST_AT, STEP, TAG, WALL_TIME, has_metadata, peek, retag
 
 
 def check(data: bytes, new_tag: str = "renamed/tag") -> bool:

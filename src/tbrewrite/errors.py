@@ -2,7 +2,7 @@
 
 Every error the library raises on purpose derives from :class:`TbRewriteError`, so a
 caller (and the CLI) can catch one type. Damage found *inside* an event file is not an
-exception at the API level: readers record it as a :class:`tbrewrite.records.Damage`
+exception at the API level: readers record it as a :class:`tbrewrite.events.framing.Damage`
 and stop (or resync), because a truncated tail is normal for a log that is still being
 written (TensorBoard's Rust reader treats it as resumable, ``tf_record.rs``
 ``ReadRecordError::Truncated``). The record-level exceptions below are what the strict

@@ -5,7 +5,7 @@ A rule set is an ordered list of rules. The first rule whose pattern matches a t
 semantics (every non-overlapping match is replaced; ``\\1`` and ``\\g<name>`` refer to
 groups), a *drop* rule removes the tag's values. A tag no rule matches keeps its name.
 A rule may be limited to some summary kinds (``scope``), as TensorBoard's dashboards
-classify them (:func:`tbrewrite.events.value_kind`).
+classify them (:func:`tbrewrite.events.reader.value_kind`).
 
 Rules come from the command line (``--rule 'REGEX=REPLACEMENT'``, ``--drop REGEX``) or
 from a TOML file::
@@ -101,7 +101,7 @@ class RuleSet:
 
         Args:
             tag: str. The tag as stored.
-            kind: str. Its value kind (see :func:`tbrewrite.events.value_kind`).
+            kind: str. Its value kind (see :func:`tbrewrite.events.reader.value_kind`).
             check: bool. Refuse a new name TensorBoard could not show as one tag.
 
         Raises:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from tbrewrite.records import (
+from tbrewrite.events.framing import (
     FOOTER_LENGTH,
     HEADER_LENGTH,
     _U32,

@@ -8,8 +8,8 @@ from pathlib import Path
 from tensorboard.compat.proto import event_pb2
 
 from fuzz.reference import record_at
-from tbrewrite.events import EventFileReader
-from tbrewrite.wire import STEP, WALL_TIME, has_metadata
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.events.wire import STEP, WALL_TIME, has_metadata
 
 
 def check_lazy_reading(path: Path, data: bytes, resync: bool) -> None:

@@ -38,9 +38,9 @@ sys.path.insert(0, str(TESTS))
 
 # Coverage for our own code only: not the protobuf runtime, TensorBoard, or the oracle.
 with atheris.instrument_imports(include=["tbrewrite"]):
-    from tbrewrite.events import EventFileReader
-    from tbrewrite.records import DAMAGE_KINDS, RecordReader
-    from tbrewrite.wire import peek  # noqa: F401 - instrumented for the lazy reader
+    from tbrewrite.events.reader import EventFileReader
+    from tbrewrite.events.framing import DAMAGE_KINDS, RecordReader
+    from tbrewrite.events.wire import peek  # noqa: F401 - instrumented for the lazy reader
 
 from fuzz.checks import check_lazy_reading  # noqa: E402 - after the instrumented imports
 from fuzz.reference import parse, record_at, reframe  # noqa: E402
@@ -81,7 +81,7 @@ def check(data: bytes) -> None:
         assert all(d.kind in DAMAGE_KINDS for d in events.damage)
 
     # The same bytes re-framed with valid checksums: records that pass the CRC check
-    # but may not be Events, read lazily (``tbrewrite.wire.peek``) and in full.
+    # but may not be Events, read lazily (``tbrewrite.events.wire.peek``) and in full.
     reframed = reframe(data)
     for resync in (False, True):
         check_lazy_reading(SCRATCH, reframed, resync)

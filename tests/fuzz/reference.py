@@ -2,7 +2,7 @@
 
 It holds the whole input in memory and checks one byte offset at a time, straight from
 the record layout (FORMATS.md section 1: ``u64 length | u32 masked_crc(length) | data |
-u32 masked_crc(data)``), sharing nothing with ``tbrewrite.records`` but the CRC function.
+u32 masked_crc(data)``), sharing nothing with ``tbrewrite.events.framing`` but the CRC function.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from tbrewrite.records import masked_crc32c
+from tbrewrite.events.framing import masked_crc32c
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")

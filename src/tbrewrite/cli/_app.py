@@ -12,7 +12,7 @@ from rich.console import Console
 
 from tbrewrite import __version__
 from tbrewrite.errors import TbRewriteError, Terminated, UsageError
-from tbrewrite.records import Damage
+from tbrewrite.events.framing import Damage
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -10,10 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.convert import RESTART_POLICIES, ConvertReport, convert
-from tbrewrite.convertplan import discover_runs
-from tbrewrite.convertwrite import RunReport
-from tbrewrite.layout import TagMapping
+from tbrewrite.commands.convert import RESTART_POLICIES, ConvertReport, convert
+from tbrewrite.commands.convertplan import discover_runs
+from tbrewrite.engine.rewrite import RunReport
+from tbrewrite.producers.keras import TagMapping
 from tbrewrite.parallel import default_jobs
 
 

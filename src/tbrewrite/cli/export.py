@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from tbrewrite.cli._app import app, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.export import export
+from tbrewrite.commands.export import export
 
 
 @app.command("export")

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.inspection import EVENT_KINDS, InspectedRun, LogdirReport, inspect_logdir
+from tbrewrite.commands.inspect import EVENT_KINDS, InspectedRun, LogdirReport, inspect_logdir
 
 
 @app.command("inspect")

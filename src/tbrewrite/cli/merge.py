@@ -9,8 +9,8 @@ import typer
 
 from tbrewrite.cli._app import app, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.cli.convert import print_sidecars
-from tbrewrite.layout import TagMapping
-from tbrewrite.merge import merge
+from tbrewrite.producers.keras import TagMapping
+from tbrewrite.commands.merge import merge
 
 
 @app.command("merge")

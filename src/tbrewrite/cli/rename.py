@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.parallel import default_jobs
-from tbrewrite.rename import RenameReport, discover, recover_interrupted, rename
+from tbrewrite.commands.rename import RenameReport, discover, recover_interrupted, rename
 from tbrewrite.rules import build_rules
 
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
 from tbrewrite.errors import SidecarError
-from tbrewrite.events import EventFileReader, scalar_value
-from tbrewrite.layout import GENERIC, KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR, TagMapping
-from tbrewrite.sidecar import CSV_LOGGER, Sidecar
+from tbrewrite.events.reader import EventFileReader, scalar_value
+from tbrewrite.producers.keras import GENERIC, KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR, TagMapping
+from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
 
 if TYPE_CHECKING:
-    from tbrewrite.convertplan import RunPlan
+    from tbrewrite.commands.convertplan import RunPlan
 
 _DT_FLOAT = 1
 _F32 = struct.Struct("<f")

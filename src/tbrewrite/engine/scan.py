@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
 
-from tbrewrite.events import EventFileReader, value_form, value_kind
-from tbrewrite.wire import STEP, TAG, WALL_TIME, has_metadata
-from tbrewrite.records import Damage
+from tbrewrite.events.reader import EventFileReader, value_form, value_kind
+from tbrewrite.events.wire import STEP, TAG, WALL_TIME, has_metadata
+from tbrewrite.events.framing import Damage
 
 
 @dataclass

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.events import (
+from tbrewrite.events.reader import (
     EventFileReader,
     find_run_dirs,
     is_event_file,
     list_event_files,
     scalar_value,
 )
-from tbrewrite.records import Damage
+from tbrewrite.events.framing import Damage
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
 FORMATS = ("csv", "parquet")

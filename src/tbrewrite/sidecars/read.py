@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbrewrite.errors import SidecarError
-from tbrewrite.layout import TagMapping
+from tbrewrite.producers.keras import TagMapping
 
 LR_HEADER = ("epoch", "step", "wall_time", "learning_rate")
 LR_SIDECAR = "learning-rate"

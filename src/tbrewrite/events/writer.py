@@ -22,8 +22,8 @@ from pathlib import Path
 from tensorboard.compat.proto import event_pb2
 
 from tbrewrite.errors import OutputError
-from tbrewrite.events import FILE_VERSION
-from tbrewrite.records import masked_crc32c
+from tbrewrite.events.reader import FILE_VERSION
+from tbrewrite.events.framing import masked_crc32c
 
 WRITER_NAME = "tbrewrite"
 TEMP_PREFIX = ".tbrewrite-partial-"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError, UsageError
-from tbrewrite.events import list_event_files
-from tbrewrite.scan import StreamScan
+from tbrewrite.events.reader import list_event_files
+from tbrewrite.engine.scan import StreamScan
 
 KERAS_FLAT = "keras-flat"
 KERAS_SPLIT = "keras-split"

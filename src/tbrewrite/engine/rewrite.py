@@ -4,7 +4,7 @@ The sources' events are merged in wall_time order (a stable merge: ties keep sou
 order, and each source keeps its own order, so every tag keeps its step order); values
 are renamed as the plan says, the plugin metadata goes on the first value of every tag,
 records needing no change are written back unchanged, and common one-value records
-that only need a new tag are retagged from their bytes (:mod:`tbrewrite.wire`).
+that only need a new tag are retagged from their bytes (:mod:`tbrewrite.events.wire`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.convertplan import RunPlan, start_wall_time
+from tbrewrite.commands.convertplan import RunPlan, start_wall_time
 from tbrewrite.errors import InvalidEventError
-from tbrewrite.events import EventFileReader
-from tbrewrite.scan import FileStats
-from tbrewrite.sidecar_merge import MergePlan, SidecarReport
-from tbrewrite.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, Peek, retag_head
-from tbrewrite.writer import EventFileWriter, OutputSet
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.engine.scan import FileStats
+from tbrewrite.sidecars.place import MergePlan, SidecarReport
+from tbrewrite.events.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, Peek, retag_head
+from tbrewrite.events.writer import EventFileWriter, OutputSet
 
 
 @dataclass
@@ -56,7 +56,7 @@ def _events(index: int, files: list[FileStats], resync: bool) -> Iterator[_Item]
 
     ``(wall_time, source index, sequence)`` is unique and orders a stable merge.
 
-    Common-shape records come peeked, not decoded (:mod:`tbrewrite.wire`). Exactly the
+    Common-shape records come peeked, not decoded (:mod:`tbrewrite.events.wire`). Exactly the
     bytes the scan read are read: a writer still appending to a file must not add
     events (or tags) that the plan has not seen.
     """

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.writer import TEMP_PREFIX, fsync_dir
+from tbrewrite.events.writer import TEMP_PREFIX, fsync_dir
 
 JOURNAL_NAME = ".tbrewrite-journal.json"
 STAGED_PREFIX = ".tbrewrite-new-"

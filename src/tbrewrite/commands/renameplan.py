@@ -1,6 +1,6 @@
 """Planning a rename: what happens to every tag of a run, decided before any write.
 
-:func:`plan_run` scans a run's event files (:func:`tbrewrite.scan.scan_files`, one
+:func:`plan_run` scans a run's event files (:func:`tbrewrite.engine.scan.scan_files`, one
 streaming pass; memory grows with the number of tags, not events) and applies the
 rules (:class:`tbrewrite.rules.RuleSet`) to each tag given its value kind. Two source
 tags landing on one name are a *collision* when their step ranges overlap -- they would
@@ -16,10 +16,10 @@ from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
 
-from tbrewrite.events import list_event_files
-from tbrewrite.records import Damage
+from tbrewrite.events.reader import list_event_files
+from tbrewrite.events.framing import Damage
 from tbrewrite.rules import RuleSet
-from tbrewrite.scan import scan_files
+from tbrewrite.engine.scan import scan_files
 
 
 @dataclass

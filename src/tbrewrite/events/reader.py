@@ -21,7 +21,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from tbrewrite.records import (
+from tbrewrite.events.framing import (
     FOOTER_LENGTH,
     HEADER_LENGTH,
     INVALID_EVENT,
@@ -29,7 +29,7 @@ from tbrewrite.records import (
     Damage,
     RecordReader,
 )
-from tbrewrite.wire import Peek, peek
+from tbrewrite.events.wire import Peek, peek
 
 Event = event_pb2.Event
 Summary = summary_pb2.Summary
@@ -167,7 +167,7 @@ def event_kind(event: event_pb2.Event) -> str:
 class EventFileReader:
     """Stream ``(event, record_bytes)`` pairs from one event file, recording damage.
 
-    Wraps :class:`tbrewrite.records.RecordReader`. A record whose checksums hold but
+    Wraps :class:`tbrewrite.events.framing.RecordReader`. A record whose checksums hold but
     whose bytes do not decode as an ``Event`` stops the file like any other damage
     (``invalid_event``; ``not_an_event_file`` if it is the first record), as
     TensorBoard's data server marks such a file dead (``event_file.rs``).
@@ -176,7 +176,7 @@ class EventFileReader:
         path: str or PathLike. The event file.
         resync: bool. After damage, continue from the next valid record.
         limit: int or None. Read only the first ``limit`` bytes (see
-            :class:`tbrewrite.records.RecordReader`).
+            :class:`tbrewrite.events.framing.RecordReader`).
 
     Attributes:
         damage: list of Damage, once iteration ends.
@@ -217,8 +217,8 @@ class EventFileReader:
     def lazy(self, *, check: bool = True) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
         """Yield ``(peek, event, record_bytes)`` with exactly one of peek and event set.
 
-        A record of the common one-value shape (:func:`tbrewrite.wire.peek`) comes with
-        its :class:`~tbrewrite.wire.Peek` and ``event=None``; it is still parsed, into
+        A record of the common one-value shape (:func:`tbrewrite.events.wire.peek`) comes with
+        its :class:`~tbrewrite.events.wire.Peek` and ``event=None``; it is still parsed, into
         one reused message (about 0.5 us, no Python objects), so that exactly the records
         :meth:`__iter__` yields are yielded and the same damage is reported: a peeked
         record whose bytes past the tag are not protobuf is an ``invalid_event``, never

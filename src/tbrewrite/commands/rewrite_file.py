@@ -26,9 +26,9 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from tbrewrite.records import RecordReader
-from tbrewrite.writer import fsync_dir
-from tbrewrite.writer import TEMP_PREFIX, EventFileWriter
+from tbrewrite.events.framing import RecordReader
+from tbrewrite.events.writer import fsync_dir
+from tbrewrite.events.writer import TEMP_PREFIX, EventFileWriter
 
 MAX_NEEDLES = 64
 """Up to this many tags of interest, records are searched for their bytes before parsing."""
@@ -72,7 +72,7 @@ def rewrite_file(
 ) -> FileResult:
     """Write ``src`` to ``dst`` with tags renamed or dropped per ``changes``.
 
-    The write is atomic (:class:`tbrewrite.writer.EventFileWriter`). The input's leading
+    The write is atomic (:class:`tbrewrite.events.writer.EventFileWriter`). The input's leading
     ``file_version`` record is kept byte-identical; a file without one gets the writer's
     own at its first event's wall_time. Damage ends the input (unless ``resync``): the
     output holds what came before it. A record holding none of the bytes of the tags
@@ -230,7 +230,7 @@ def _rewrite_event(
 def copy_prefix(src: Path, dst: Path, length: int) -> None:
     """Copy the first ``length`` bytes of ``src`` to ``dst`` atomically.
 
-    Like :class:`tbrewrite.writer.EventFileWriter`: a temporary name without
+    Like :class:`tbrewrite.events.writer.EventFileWriter`: a temporary name without
     ``tfevents``, fsync, rename. Used for event files the rules do not touch: their
     valid records, byte for byte.
 

@@ -1,9 +1,9 @@
 """Planning one ``convert`` run: its sources, layout, tag mapping and output name.
 
-The first, streaming pass of ``convert`` (:func:`tbrewrite.scan.scan_files` per source)
-decides everything before a byte is written; :mod:`tbrewrite.convertwrite` then writes
-the plan. See :mod:`tbrewrite.convert` for the whole command and
-:mod:`tbrewrite.layout` for the Keras layouts and the default mapping.
+The first, streaming pass of ``convert`` (:func:`tbrewrite.engine.scan.scan_files` per source)
+decides everything before a byte is written; :mod:`tbrewrite.engine.rewrite` then writes
+the plan. See :mod:`tbrewrite.commands.convert` for the whole command and
+:mod:`tbrewrite.producers.keras` for the Keras layouts and the default mapping.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbrewrite.events import find_run_dirs, list_event_files
-from tbrewrite.layout import (
+from tbrewrite.events.reader import find_run_dirs, list_event_files
+from tbrewrite.producers.keras import (
     GENERIC,
     KERAS_FLAT,
     KERAS_SPLIT,
@@ -24,10 +24,10 @@ from tbrewrite.layout import (
     is_split_run,
     tf49109_warnings,
 )
-from tbrewrite.records import Damage
-from tbrewrite.scan import StreamScan, TagStats, scan_files
-from tbrewrite.sidecar import CSV_LOGGER, Sidecar
-from tbrewrite.writer import output_file_name
+from tbrewrite.events.framing import Damage
+from tbrewrite.engine.scan import StreamScan, TagStats, scan_files
+from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
+from tbrewrite.events.writer import output_file_name
 
 
 @dataclass
@@ -79,7 +79,7 @@ class RunPlan:
 
         A keras-split run looks hit by tensorflow#49109 (Keras's TensorBoard callback
         dropping epoch summaries when an integer ``update_freq`` does not divide the
-        batches per epoch) as :func:`tbrewrite.layout.tf49109_warnings` tells.
+        batches per epoch) as :func:`tbrewrite.producers.keras.tf49109_warnings` tells.
         """
         notes = []
         fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)

@@ -2,7 +2,7 @@
 
 The run's tags are kept as they are (use ``convert --sidecar`` to convert and merge in
 one go); the sidecar's points are added as scalars with the rules of
-:mod:`tbrewrite.sidecar_merge`. The run's event files are rewritten into one file in
+:mod:`tbrewrite.sidecars.place`. The run's event files are rewritten into one file in
 file order, like ``convert`` does for a single folder.
 """
 
@@ -13,14 +13,14 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tbrewrite.convertplan import plan_run
-from tbrewrite.convertwrite import RunReport, write_run
+from tbrewrite.commands.convertplan import plan_run
+from tbrewrite.engine.rewrite import RunReport, write_run
 from tbrewrite.errors import InputError, OutputError, UsageError
-from tbrewrite.events import list_event_files
-from tbrewrite.layout import TagMapping, check_dir, is_split_run
-from tbrewrite.sidecar import read_sidecar
-from tbrewrite.sidecar_merge import plan_merge
-from tbrewrite.writer import OutputSet, check_output_folder
+from tbrewrite.events.reader import list_event_files
+from tbrewrite.producers.keras import TagMapping, check_dir, is_split_run
+from tbrewrite.sidecars.read import read_sidecar
+from tbrewrite.sidecars.place import plan_merge
+from tbrewrite.events.writer import OutputSet, check_output_folder
 
 BACKUP_SUFFIX = ".tbrewrite-backup"
 

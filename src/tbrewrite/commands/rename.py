@@ -1,0 +1,390 @@
+"""``rename``: ordered rename/drop rules over every run of a tree, previewed and safe.
+
+Each run (a folder holding event files, as TensorBoard defines it) is handled on its
+own, in parallel across processes (:mod:`tbrewrite.parallel`), in two streaming passes:
+
+1. **Plan** (:mod:`tbrewrite.commands.renameplan`): every tag's new name or drop, and refusals
+   of tags that would merge with overlapping steps. All runs are planned before a byte
+   is written.
+2. **Write** (:mod:`tbrewrite.commands.rewrite_file`): one output event file per input event file,
+   with the same name, so TensorBoard orders them the same; untouched records are
+   written back byte-identical.
+
+Output goes to a mirrored tree (``out``; every other file is copied unchanged) or
+replaces the runs in place through :mod:`tbrewrite.output.swap` (originals to a backup folder
+outside the logdir; each run ends wholly old or wholly new, even after SIGKILL). The
+result depends only on the input and the rules, never on the number of processes, and
+renaming a renamed tree with the same rules changes nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tbrewrite.errors import InputError, OutputError, TagCollisionError
+from tbrewrite.events.reader import find_run_dirs, is_event_file
+from tbrewrite.producers.keras import check_dir
+from tbrewrite.parallel import map_ordered
+from tbrewrite.events.framing import Damage
+from tbrewrite.commands.renameplan import RunPlan, plan_run
+from tbrewrite.commands.rewrite_file import FileResult, copy_prefix, mirror_file, rewrite_file, special_file
+from tbrewrite.rules import RuleSet
+from tbrewrite.output.swap import (
+    JOURNAL_NAME,
+    LEFTOVER_PREFIXES,
+    Swap,
+    commit,
+    discard_staged,
+    pending_journals,
+    recover,
+    staged_name,
+)
+from tbrewrite.events.writer import OutputSet, check_output_folder
+
+
+@dataclass
+class RunResult:
+    """What ``rename`` did to one run.
+
+    Attributes:
+        plan: RunPlan.
+        files: list of FileResult (empty on a dry run or for a run left untouched).
+        replaced: list of str. In place: the file names swapped for new versions.
+    """
+
+    plan: RunPlan
+    files: list[FileResult] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+
+    @property
+    def events_out(self) -> int:
+        """Records written (or that would be, for files left in place), file_version included."""
+        return sum(f.events_out for f in self.files)
+
+
+@dataclass
+class RenameReport:
+    """What ``rename`` did.
+
+    Attributes:
+        runs: list of RunResult, in LOGDIR order.
+        backup_dir: Path or None. In place: where the originals went.
+        recovered: list of str. Interrupted in-place swaps finished at the start.
+        warnings: list of str. Files of the tree not copied to ``out``, one line each
+            (``<path>: skipped: a named pipe``).
+    """
+
+    runs: list[RunResult] = field(default_factory=list)
+    backup_dir: Path | None = None
+    recovered: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def damage(self) -> list[Damage]:
+        """Every damaged stretch of input, run by run."""
+        return [d for r in self.runs for d in r.plan.damage]
+
+
+def _plan_task(task: tuple[str, Path, RuleSet, bool]) -> RunPlan:
+    run, run_dir, rules, resync = task
+    return plan_run(run, run_dir, rules, resync=resync)
+
+
+def _write_task(task: tuple[RunPlan, list[Path], bool, bool]) -> list[FileResult]:
+    """Write every file of one run to its target; on failure remove what was written.
+
+    A file holding none of the tags the rules change is copied byte for byte (its valid
+    records) when ``keep_unchanged``, and left alone otherwise (in place).
+    """
+    plan, targets, keep_unchanged, resync = task
+    changes = plan.changes
+    results: list[FileResult] = []
+    try:
+        for fp, dst in zip(plan.files, targets):
+            if fp.tags.isdisjoint(changes) and not fp.resynced:
+                result = FileResult(fp.path.name, fp.records, fp.records)
+                if keep_unchanged and fp.records:
+                    copy_prefix(fp.path, dst, fp.end)
+                    result.output = dst
+            else:
+                result = rewrite_file(
+                    fp.path, dst, changes, plan.metadata,
+                    end=fp.end, keep_unchanged=keep_unchanged, resync=resync,
+                )
+            results.append(result)
+    except BaseException:
+        for r in results:
+            if r.output is not None:
+                r.output.unlink(missing_ok=True)
+        raise
+    return results
+
+
+def discover(logdir: Path, globs: Sequence[str] = ()) -> list[tuple[str, Path]]:
+    """Return ``(run name, folder)`` of every run under ``logdir`` matching ``globs``.
+
+    A run is a folder holding event files; its name is its path relative to
+    ``logdir`` with ``/`` separators (``"."`` for ``logdir``). A run is selected if
+    ``globs`` is empty or any glob matches its name (:func:`fnmatch.fnmatchcase`;
+    ``*`` also matches ``/``).
+    """
+    runs = []
+    for d in find_run_dirs(logdir):
+        rel = d.relative_to(logdir).as_posix()
+        if not globs or any(fnmatch.fnmatchcase(rel, g) for g in globs):
+            runs.append((rel, d))
+    return runs
+
+
+def rename(
+    logdir: str | os.PathLike[str],
+    rules: RuleSet,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    in_place: bool = False,
+    dry_run: bool = False,
+    runs: Sequence[str] = (),
+    jobs: int = 1,
+    allow_merge: bool = False,
+    backup_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    resync: bool = False,
+    on_progress: Callable[[str, str], None] | None = None,
+) -> RenameReport:
+    """Rename and drop tags in every run under ``logdir``.
+
+    Args:
+        logdir: str or PathLike. A tree of runs.
+        rules: RuleSet. Ordered rename/drop rules.
+        out: folder for a mirrored output tree (new or empty unless ``force``; neither
+            ``logdir`` nor inside it). Every file that is not a rewritten event file is
+            copied unchanged, a symlink as a symlink
+            (:func:`tbrewrite.commands.rewrite_file.mirror_file`); a named pipe, socket or device is
+            skipped with a line in ``warnings``.
+        in_place: bool. Replace the runs' event files instead; originals go to
+            ``backup_dir``. Exactly one of ``out`` and ``in_place`` (either or none
+            with ``dry_run``).
+        dry_run: bool. Plan and report; write nothing.
+        runs: globs selecting runs by name (default all). With ``out``, unselected
+            runs are copied unchanged.
+        jobs: int. Processes. The default, 1, runs everything in this process; more
+            start worker processes with ``spawn``, so a script calling this must
+            guard its entry point with ``if __name__ == "__main__":``
+            (:mod:`tbrewrite.parallel`). The CLI passes
+            :func:`tbrewrite.parallel.default_jobs`.
+        allow_merge: bool. Let tags with overlapping steps merge onto one name.
+        backup_dir: folder for the originals with ``in_place`` (default: a new sibling
+            ``<logdir>.tbrewrite-backup-<n>``); never ``logdir`` or inside it.
+        force: bool. Write into a non-empty ``out``; event files already there that
+            this command does not write are deleted.
+        resync: bool. After damage, continue from the next valid record.
+        on_progress: optional callback ``(phase, run)``, phase ``"planned"`` or
+            ``"written"``, called as each run finishes a phase.
+
+    Returns:
+        RenameReport.
+
+    Raises:
+        InputError: ``logdir`` is missing or holds no (selected) runs, an option
+            combination is invalid, or an interrupted in-place swap is pending (without
+            ``in_place``).
+        OutputError: ``out`` or ``backup_dir`` is unsafe.
+        TagCollisionError: tags would merge with overlapping steps, or tags of different
+            kinds would share a name (nothing written).
+        OSError: reading or writing failed; nothing is left behind.
+    """
+    logdir = Path(logdir)
+    check_dir(logdir, "LOGDIR")
+    if (out is not None and in_place) or (out is None and not in_place and not dry_run):
+        raise InputError("give exactly one of --out DIR and --in-place")
+    if backup_dir is not None and not in_place:
+        raise InputError("--backup-dir needs --in-place")
+    if jobs < 1:
+        raise InputError(f"--jobs must be at least 1; got {jobs}")
+    progress = on_progress or (lambda phase, run: None)
+    report = RenameReport()
+    if in_place and not dry_run:
+        report.recovered = recover(logdir)
+    else:
+        pending = pending_journals(logdir)
+        if pending:
+            raise InputError(
+                f"{pending[0] / JOURNAL_NAME}: an in-place rename was interrupted here; "
+                f"run 'tbrewrite rename {logdir} --recover' first"
+            )
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        _check_out(logdir, out_path, force)
+    backup = _backup_dir(logdir, Path(backup_dir) if backup_dir is not None else None) if in_place else None
+    selected = discover(logdir, runs)
+    if not selected:
+        if runs and any(True for _ in find_run_dirs(logdir)):
+            raise InputError(f"{logdir}: no run matches --runs {' '.join(repr(g) for g in runs)}")
+        raise InputError(f"{logdir}: no event files found (names containing 'tfevents')")
+    tasks = [(rel, d, rules, resync) for rel, d in selected]
+    plans: list[RunPlan] = map_ordered(_plan_task, tasks, jobs, lambda i, p: progress("planned", p.run))
+    refused = [c for p in plans for c in p.conflicts]
+    if not allow_merge:
+        refused += [c for p in plans for c in p.collisions]
+    if refused:
+        raise TagCollisionError(refused[0])
+    report.runs = [RunResult(p) for p in plans]
+    if dry_run:
+        return report
+    if out_path is not None:
+        _write_out(logdir, out_path, report, jobs, force, resync, progress)
+    else:
+        assert backup is not None
+        report.backup_dir = _write_in_place(logdir, backup, report, jobs, resync, progress)
+    return report
+
+
+def recover_interrupted(logdir: str | os.PathLike[str]) -> list[str]:
+    """Finish every in-place rename interrupted under ``logdir`` (see :mod:`tbrewrite.output.swap`).
+
+    Returns:
+        list of str, one line per folder repaired.
+
+    Raises:
+        InputError: ``logdir`` is not a folder, or a journal is unreadable.
+        OSError: a move failed.
+    """
+    logdir = Path(logdir)
+    check_dir(logdir, "LOGDIR")
+    return recover(logdir)
+
+
+def _check_out(logdir: Path, out: Path, force: bool) -> None:
+    check_output_folder(logdir, out, force=force, src_label="LOGDIR", out_label="--out")
+
+
+def _backup_dir(logdir: Path, chosen: Path | None) -> Path:
+    """Return the absolute backup folder: ``chosen``, or a new sibling of ``logdir``."""
+    rl = logdir.resolve()
+    if chosen is None:
+        n = 1
+        while (rl.parent / f"{rl.name}.tbrewrite-backup-{n}").exists():
+            n += 1
+        return rl.parent / f"{rl.name}.tbrewrite-backup-{n}"
+    rb = chosen.resolve()
+    if rb == rl or rl in rb.parents:
+        raise OutputError(f"{chosen}: --backup-dir is inside LOGDIR; TensorBoard would load the originals too")
+    if rb in rl.parents:
+        raise OutputError(f"{chosen}: --backup-dir contains LOGDIR; choose a folder beside it")
+    if rb.exists() and not rb.is_dir():
+        raise OutputError(f"{chosen}: --backup-dir exists and is not a folder")
+    return rb
+
+
+def _write_out(
+    logdir: Path,
+    out: Path,
+    report: RenameReport,
+    jobs: int,
+    force: bool,
+    resync: bool,
+    progress: Callable[[str, str], None],
+) -> None:
+    """Write the mirrored tree: rewritten event files of the runs, every other file copied.
+
+    Symlinks to folders are copied as symlinks too (``os.walk`` lists them among the
+    folders, without following them).
+    """
+    rewritten = {f.path for r in report.runs for f in r.plan.files}
+    with OutputSet() as outputs:
+        tasks = []
+        for run in report.runs:
+            target_dir = outputs.makedirs(out / run.plan.run)
+            targets = [target_dir / f.path.name for f in run.plan.files]
+            for target in targets:
+                outputs.add_file(target)
+            tasks.append((run.plan, targets, True, resync))
+        written = {t for _, targets, _, _ in tasks for t in targets}
+        for dirpath, dirnames, filenames in os.walk(logdir):
+            dirnames.sort()
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in sorted(filenames + links):
+                src = Path(dirpath) / name
+                if src in rewritten or name.startswith(LEFTOVER_PREFIXES):
+                    continue
+                skipped = special_file(src)
+                if skipped is not None:
+                    report.warnings.append(f"{src}: skipped: {skipped}")
+                    continue
+                dst = out / src.relative_to(logdir)
+                outputs.makedirs(dst.parent)
+                outputs.add_file(dst)
+                mirror_file(src, dst)
+                written.add(dst)
+        results = map_ordered(_write_task, tasks, jobs, lambda i, r: progress("written", report.runs[i].plan.run))
+        for run, files in zip(report.runs, results):
+            run.files = files
+        if force:
+            for dirpath, _, filenames in os.walk(out):
+                for name in filenames:
+                    path = Path(dirpath) / name
+                    if is_event_file(name) and path not in written:
+                        path.unlink()
+
+
+def _write_in_place(
+    logdir: Path,
+    backup: Path,
+    report: RenameReport,
+    jobs: int,
+    resync: bool,
+    progress: Callable[[str, str], None],
+) -> Path | None:
+    """Stage every changed run's new files, then swap them in run by run.
+
+    Returns the backup folder, or None if no file changed.
+
+    Raises:
+        OutputError: a backup target already exists, or a swap failed part-way (its
+            journal stays; ``--recover`` finishes it).
+    """
+    runs = [r for r in report.runs if r.plan.changes]
+    for run in report.runs:
+        if not run.plan.changes:
+            progress("written", run.plan.run)
+    tasks = [
+        (r.plan, [r.plan.run_dir / staged_name(f.path.name) for f in r.plan.files], False, resync)
+        for r in runs
+    ]
+    staged = {id(r): [f.path.name for f in r.plan.files] for r in runs}
+    try:
+        results = map_ordered(_write_task, tasks, jobs, lambda i, _: progress("written", runs[i].plan.run))
+        swaps = []
+        for run, files in zip(runs, results):
+            run.files = files
+            run.replaced = [f.name for f in files if f.output is not None]
+            if run.replaced:
+                swaps.append(Swap(run.plan.run_dir, backup / run.plan.run, tuple(run.replaced)))
+        for swap in swaps:
+            for name in swap.names:
+                if (swap.backup_dir / name).exists():
+                    raise OutputError(f"{swap.backup_dir / name}: backup already exists; choose another --backup-dir")
+    except BaseException:
+        for run in runs:
+            discard_staged(run.plan.run_dir, staged[id(run)])
+        raise
+    for k, swap in enumerate(swaps):
+        try:
+            commit(swap)
+        except OSError as e:
+            for later in swaps[k + 1 :]:
+                discard_staged(later.run_dir, list(later.names))
+            raise OutputError(
+                f"{swap.run_dir}: swap failed part-way ({e.strerror or e}); "
+                f"run 'tbrewrite rename {logdir} --recover' to finish it"
+            ) from None
+        except BaseException:
+            recover(swap.run_dir)
+            for later in swaps[k + 1 :]:
+                discard_staged(later.run_dir, list(later.names))
+            raise
+    return backup if swaps else None

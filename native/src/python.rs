@@ -1,0 +1,200 @@
+//! `tbrewrite._native`: the PyO3 binding. One call reads a whole file (or buffer) with the
+//! GIL released and returns compact columns; no Python call is made per record. A panic
+//! never crosses into Python as a `PanicException`: it is caught and raised as
+//! `NativeError` with one line of text.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyOSError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::event_file::{self, Scan};
+use crate::masked_crc;
+use crate::proto;
+use crate::tf_record::{self, Damage, SliceSource};
+use crate::wire;
+
+create_exception!(
+    _native,
+    NativeError,
+    PyException,
+    "An internal failure of the native core (a bug): the message is one line."
+);
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+    .replace('\n', " ")
+}
+
+/// Run `f` catching panics; a panic becomes `NativeError("{what}: internal error ...")`.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|p| NativeError::new_err(format!("{what}: internal error in the native core: {}", panic_text(p))))
+}
+
+fn os_error(e: std::io::Error, path: &str) -> PyErr {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = e.to_string();
+            let strerror = text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_string();
+            PyOSError::new_err((code, strerror, path.to_string()))
+        }
+        None => PyOSError::new_err((e.to_string(),)),
+    }
+}
+
+fn le_bytes<T: Copy, const N: usize>(py: Python<'_>, v: &[T], f: impl Fn(T) -> [u8; N]) -> Py<PyBytes> {
+    PyBytes::new_with(py, v.len() * N, |buf| {
+        for (chunk, x) in buf.chunks_exact_mut(N).zip(v) {
+            chunk.copy_from_slice(&f(*x));
+        }
+        Ok(())
+    })
+    .expect("allocating bytes")
+    .unbind()
+}
+
+fn damage_tuple(py: Python<'_>, d: &Damage) -> PyResult<PyObject> {
+    Ok((d.kind.as_str(), d.offset, d.records_before, d.detail.as_str(), d.resumed_at)
+        .into_pyobject(py)?
+        .into_any()
+        .unbind())
+}
+
+fn scan_dict<'py>(py: Python<'py>, s: &Scan) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("size", s.size)?;
+    d.set_item("frames", s.frames)?;
+    d.set_item("records", s.records)?;
+    let damage = PyList::empty(py);
+    for x in &s.damage {
+        damage.append(damage_tuple(py, x)?)?;
+    }
+    d.set_item("damage", damage)?;
+    let tags = PyList::empty(py);
+    for t in &s.tags {
+        tags.append(String::from_utf8_lossy(t))?;
+    }
+    d.set_item("tags", tags)?;
+    d.set_item("offsets", le_bytes(py, &s.offsets, u64::to_le_bytes))?;
+    d.set_item("lengths", le_bytes(py, &s.lengths, u64::to_le_bytes))?;
+    d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
+    d.set_item("steps", le_bytes(py, &s.steps, i64::to_le_bytes))?;
+    d.set_item("whats", PyBytes::new(py, &s.whats))?;
+    d.set_item("values", le_bytes(py, &s.values, u32::to_le_bytes))?;
+    d.set_item("value_kinds", PyBytes::new(py, &s.value_kinds))?;
+    d.set_item("tag_ids", le_bytes(py, &s.tag_ids, u32::to_le_bytes))?;
+    d.set_item("flags", PyBytes::new(py, &s.flags))?;
+    d.set_item("scalars", le_bytes(py, &s.scalars, f64::to_le_bytes))?;
+    d.set_item("summary_at", le_bytes(py, &s.summary_at, u32::to_le_bytes))?;
+    d.set_item("rest_at", le_bytes(py, &s.rest_at, u32::to_le_bytes))?;
+    Ok(d)
+}
+
+/// scan_file(path, resync=False, limit=None) -> dict
+///
+/// Read one event file as Python's EventFileReader does and return its columns (see
+/// native/README.md for the keys, dtypes and flag bits). Raises OSError (with errno and
+/// filename) if the file cannot be opened or read, NativeError on an internal failure.
+#[pyfunction]
+#[pyo3(signature = (path, resync = false, limit = None))]
+fn scan_file<'py>(py: Python<'py>, path: &str, resync: bool, limit: Option<u64>) -> PyResult<Bound<'py, PyDict>> {
+    let result = py.allow_threads(|| {
+        guarded(path, || {
+            let src = tf_record::open(path, limit)?;
+            event_file::scan(src, resync)
+        })
+    })?;
+    let scan = result.map_err(|e| os_error(e, path))?;
+    scan_dict(py, &scan)
+}
+
+/// scan_bytes(data, resync=False) -> dict
+///
+/// scan_file on the bytes of a whole file held in memory.
+#[pyfunction]
+#[pyo3(signature = (data, resync = false))]
+fn scan_bytes<'py>(py: Python<'py>, data: &[u8], resync: bool) -> PyResult<Bound<'py, PyDict>> {
+    let result = py.allow_threads(|| guarded("<bytes>", || event_file::scan(SliceSource::new(data), resync)))?;
+    let scan = result.map_err(|e| os_error(e, "<bytes>"))?;
+    scan_dict(py, &scan)
+}
+
+/// peek(data) -> (wall_time, step, tag, summary_at, rest_at) | None, as wire.peek.
+#[pyfunction]
+fn peek(py: Python<'_>, data: &[u8]) -> PyResult<PyObject> {
+    let p = guarded("peek", || wire::peek(data))?;
+    Ok(match p {
+        Some(p) => (p.wall_time, p.step, PyBytes::new(py, &data[p.tag.0..p.tag.1]), p.summary_at, p.rest_at)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        None => py.None(),
+    })
+}
+
+/// retag(data, tag) -> bytes | None: the record with its value's tag replaced (wire.retag),
+/// or None if the record is not of the common shape.
+#[pyfunction]
+fn retag(py: Python<'_>, data: &[u8], tag: &[u8]) -> PyResult<Option<Py<PyBytes>>> {
+    let out = guarded("retag", || wire::peek(data).map(|p| wire::retag(data, &p, tag)))?;
+    Ok(out.map(|v| PyBytes::new(py, &v).unbind()))
+}
+
+/// validate_event(data) -> str | None: None if data is a valid tensorboard.Event, else
+/// the message Event.FromString's DecodeError would carry.
+#[pyfunction]
+fn validate_event(py: Python<'_>, data: &[u8]) -> PyResult<Option<String>> {
+    let r = py.allow_threads(|| guarded("validate_event", || proto::validate_event(data)))?;
+    Ok(r.err().map(|e| e.python_text()))
+}
+
+/// crc32c(data) -> int: the plain CRC-32C.
+#[pyfunction(name = "crc32c")]
+fn plain_crc32c(py: Python<'_>, data: &[u8]) -> u32 {
+    py.allow_threads(|| masked_crc::crc32c(data))
+}
+
+/// masked_crc32c(data) -> int: TensorFlow's masked CRC-32C.
+#[pyfunction]
+fn masked_crc32c(py: Python<'_>, data: &[u8]) -> u32 {
+    py.allow_threads(|| masked_crc::masked_crc32c(data))
+}
+
+/// encode_record(data) -> bytes: data framed as one TFRecord.
+#[pyfunction]
+fn encode_record<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    tf_record::encode_record(data, &mut out);
+    PyBytes::new(py, &out)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Panics are caught and reported as NativeError; keep the default hook from also
+    // printing a multi-line report on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    m.add("NativeError", m.py().get_type::<NativeError>())?;
+    m.add("FLAG_PEEKED", event_file::flags::PEEKED)?;
+    m.add("FLAG_HAS_METADATA", event_file::flags::HAS_METADATA)?;
+    m.add("FLAG_WIRE_NO_METADATA", event_file::flags::WIRE_NO_METADATA)?;
+    m.add("FLAG_SCALAR", event_file::flags::SCALAR)?;
+    m.add("NO_TAG", event_file::NO_TAG)?;
+    m.add_function(wrap_pyfunction!(scan_file, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(peek, m)?)?;
+    m.add_function(wrap_pyfunction!(retag, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_event, m)?)?;
+    m.add_function(wrap_pyfunction!(plain_crc32c, m)?)?;
+    m.add_function(wrap_pyfunction!(masked_crc32c, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_record, m)?)?;
+    Ok(())
+}

@@ -20,6 +20,9 @@ else:
             binding=Binding.PyO3,
             features=["python"],
             optional=True,
+            # Release even for `pip install -e` (setuptools-rust builds in-place
+            # extensions in debug otherwise: 14x slower).
+            debug=False,
         )
     ]
 

@@ -65,10 +65,23 @@ pub struct Scan {
     /// Distinct tags in order of first appearance.
     pub tags: Vec<Vec<u8>>,
     tag_index: HashMap<Vec<u8>, u32>,
+    recent: [u32; 2],
 }
 
 impl Scan {
     fn tag_id(&mut self, tag: &[u8]) -> u32 {
+        // Logs interleave a few tags: try the last two before hashing.
+        for &id in self.recent.iter() {
+            if (id as usize) < self.tags.len() && self.tags[id as usize] == tag {
+                return id;
+            }
+        }
+        let id = self.lookup(tag);
+        self.recent = [id, self.recent[0]];
+        id
+    }
+
+    fn lookup(&mut self, tag: &[u8]) -> u32 {
         if let Some(&id) = self.tag_index.get(tag) {
             return id;
         }

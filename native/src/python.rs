@@ -3,6 +3,7 @@
 //! never crosses into Python as a `PanicException`: it is caught and raised as
 //! `NativeError` with one line of text.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::create_exception;
@@ -34,10 +35,34 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     .replace('\n', " ")
 }
 
+thread_local! {
+    /// Set while [`guarded`] runs, so the panic hook stays quiet only for our panics.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Run `f` catching panics; a panic becomes `NativeError("{what}: internal error ...")`.
 fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
-    catch_unwind(AssertUnwindSafe(f))
-        .map_err(|p| NativeError::new_err(format!("{what}: internal error in the native core: {}", panic_text(p))))
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    result.map_err(|p| NativeError::new_err(format!("{what}: internal error in the native core: {}", panic_text(p))))
+}
+
+/// Keep the panic hook from printing a multi-line report for a panic that [`guarded`]
+/// turns into `NativeError`; any other panic in the process reaches the previous hook.
+fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !GUARDED.with(|g| g.get()) {
+            previous(info);
+        }
+    }));
+}
+
+/// _test_panic(): panic inside the guard (for the test that a panic arrives as one line).
+#[pyfunction]
+fn _test_panic(py: Python<'_>) -> PyResult<()> {
+    py.allow_threads(|| guarded("_test_panic", || panic!("deliberate panic\nsecond line")))
 }
 
 fn os_error(e: std::io::Error, path: &str) -> PyErr {
@@ -179,9 +204,7 @@ fn encode_record<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Panics are caught and reported as NativeError; keep the default hook from also
-    // printing a multi-line report on stderr.
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_guarded_panics();
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add("FLAG_PEEKED", event_file::flags::PEEKED)?;
     m.add("FLAG_HAS_METADATA", event_file::flags::HAS_METADATA)?;
@@ -196,5 +219,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plain_crc32c, m)?)?;
     m.add_function(wrap_pyfunction!(masked_crc32c, m)?)?;
     m.add_function(wrap_pyfunction!(encode_record, m)?)?;
+    m.add_function(wrap_pyfunction!(_test_panic, m)?)?;
     Ok(())
 }

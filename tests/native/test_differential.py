@@ -399,3 +399,10 @@ def test_limit_reads_a_prefix(tmp_path: Path) -> None:
         assert [tuple(d) for d in scan["damage"]] == [
             (d.kind, d.offset, d.records_before, d.detail, d.resumed_at) for d in reader.damage
         ]
+
+
+def test_a_panic_arrives_as_one_line_native_error() -> None:
+    with pytest.raises(native.NativeError) as e:
+        native._test_panic()
+    assert str(e.value) == "_test_panic: internal error in the native core: deliberate panic second line"
+    assert isinstance(e.value, Exception)

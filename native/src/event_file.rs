@@ -101,16 +101,7 @@ pub fn scan<S: Source>(src: S, resync: bool) -> io::Result<Scan> {
         let frames = reader.records;
         let Some((offset, data)) = reader.next_record()? else { break };
         if let Err(e) = validate_event(data) {
-            let records_before = frames - invalid.len() as u64;
-            let kind = if offset == 0 { DamageKind::NotAnEventFile } else { DamageKind::InvalidEvent };
-            let next = offset + HEADER_LENGTH + data.len() as u64 + FOOTER_LENGTH;
-            invalid.push(Damage {
-                kind,
-                offset,
-                records_before,
-                detail: format!("record is not an Event protobuf ({})", e.python_text()),
-                resumed_at: if resync { Some(next) } else { None },
-            });
+            invalid.push(invalid_event(offset, data.len(), frames - invalid.len() as u64, e, resync));
             if !resync {
                 break;
             }
@@ -164,4 +155,85 @@ pub fn scan<S: Source>(src: S, resync: bool) -> io::Result<Scan> {
     out.damage.extend(invalid);
     out.damage.sort_by_key(|d| d.offset);
     Ok(out)
+}
+
+/// The scalars of one run, as Python `commands.export.iter_scalars` reads them: every
+/// value of every summary event of the files in order, whose tag's plugin (the
+/// `plugin_name` of the tag's first value in the run, `""` if that value has no metadata)
+/// is `""` or `"scalars"` and whose value is a scalar by `scalar_value`.
+#[derive(Debug, Default)]
+pub struct Scalars {
+    pub tags: Vec<Vec<u8>>,
+    tag_index: HashMap<Vec<u8>, u32>,
+    plugin_ok: Vec<bool>,
+    pub files: Vec<u32>,
+    pub tag_ids: Vec<u32>,
+    pub steps: Vec<i64>,
+    pub wall_times: Vec<f64>,
+    pub values: Vec<f64>,
+    /// Per file: its damage (as [`scan`] reports it).
+    pub damage: Vec<Vec<Damage>>,
+}
+
+impl Scalars {
+    /// Read one more file of the run.
+    pub fn read<S: Source>(&mut self, src: S, resync: bool) -> io::Result<()> {
+        let file = self.damage.len() as u32;
+        let mut reader = RecordReader::new(src, resync);
+        let mut invalid: Vec<Damage> = Vec::new();
+        loop {
+            let frames = reader.records;
+            let Some((offset, data)) = reader.next_record()? else { break };
+            if let Err(e) = validate_event(data) {
+                invalid.push(invalid_event(offset, data.len(), frames - invalid.len() as u64, e, resync));
+                if !resync {
+                    break;
+                }
+                continue;
+            }
+            let Some(values) = crate::proto::summary_values(data) else { continue };
+            let info = event_info(data);
+            for (s, e) in values {
+                let v = crate::scalar::value(data, s, e);
+                let id = match self.tag_index.get(v.tag) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.tags.len() as u32;
+                        self.tags.push(v.tag.to_vec());
+                        self.tag_index.insert(v.tag.to_vec(), id);
+                        let plugin = if v.has_metadata { v.plugin_name } else { b"" };
+                        self.plugin_ok.push(plugin.is_empty() || plugin == b"scalars");
+                        id
+                    }
+                };
+                if !self.plugin_ok[id as usize] {
+                    continue;
+                }
+                if let Some(x) = v.scalar {
+                    self.files.push(file);
+                    self.tag_ids.push(id);
+                    self.steps.push(info.step);
+                    self.wall_times.push(info.wall_time);
+                    self.values.push(x);
+                }
+            }
+        }
+        let mut damage = reader.damage;
+        damage.extend(invalid);
+        damage.sort_by_key(|d| d.offset);
+        self.damage.push(damage);
+        Ok(())
+    }
+}
+
+fn invalid_event(offset: u64, len: usize, records_before: u64, e: crate::proto::DecodeError, resync: bool) -> Damage {
+    let kind = if offset == 0 { DamageKind::NotAnEventFile } else { DamageKind::InvalidEvent };
+    let next = offset + HEADER_LENGTH + len as u64 + FOOTER_LENGTH;
+    Damage {
+        kind,
+        offset,
+        records_before,
+        detail: format!("record is not an Event protobuf ({})", e.python_text()),
+        resumed_at: if resync { Some(next) } else { None },
+    }
 }

@@ -385,6 +385,30 @@ fn skip(d: &[u8], p: usize, end: usize, number: u32, wt: u32) -> Option<usize> {
     unknown(d, p, end, number, wt, MAX_DEPTH).ok()
 }
 
+/// The byte ranges of every `summary.value` of a valid record, with protobuf's merge
+/// rules (summaries merge; a `what` oneof switched away clears them); None if the event is
+/// not a summary.
+pub fn summary_values(d: &[u8]) -> Option<Vec<(usize, usize)>> {
+    let mut values = Vec::new();
+    let mut what = what::NONE;
+    each_field(d, 0, d.len(), |number, wt, s, e| match (number, wt) {
+        (5, WT_LEN) => {
+            if what != what::SUMMARY {
+                values.clear();
+                what = what::SUMMARY;
+            }
+            each_field(d, s, e, |n, w, vs, ve| {
+                if n == 1 && w == WT_LEN {
+                    values.push((vs, ve));
+                }
+            });
+        }
+        (3 | 4 | 6 | 7 | 8 | 9, WT_LEN) => what = number as u8,
+        _ => {}
+    });
+    (what == what::SUMMARY).then_some(values)
+}
+
 /// Iterate the fields of a message in `d[p..end]` as (number, wire type, payload start,
 /// payload end); for varint/fixed fields the payload is the raw bytes. Stops at the
 /// first malformed field.

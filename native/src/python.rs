@@ -153,6 +153,47 @@ fn scan_bytes<'py>(py: Python<'py>, data: &[u8], resync: bool) -> PyResult<Bound
     scan_dict(py, &scan)
 }
 
+/// read_scalars(paths, resync=False) -> dict
+///
+/// The scalars of one run (its event files in TensorBoard's order), as the Python
+/// export's iter_scalars reads them; see native/README.md for the keys.
+#[pyfunction]
+#[pyo3(signature = (paths, resync = false))]
+fn read_scalars<'py>(py: Python<'py>, paths: Vec<String>, resync: bool) -> PyResult<Bound<'py, PyDict>> {
+    let result = py.allow_threads(|| {
+        guarded("read_scalars", || {
+            let mut out = event_file::Scalars::default();
+            for path in &paths {
+                let src = tf_record::open(path, None).map_err(|e| (e, path.clone()))?;
+                out.read(src, resync).map_err(|e| (e, path.clone()))?;
+            }
+            Ok::<_, (std::io::Error, String)>(out)
+        })
+    })?;
+    let s = result.map_err(|(e, path)| os_error(e, &path))?;
+    let d = PyDict::new(py);
+    let tags = PyList::empty(py);
+    for t in &s.tags {
+        tags.append(String::from_utf8_lossy(t))?;
+    }
+    d.set_item("tags", tags)?;
+    d.set_item("files", le_bytes(py, &s.files, u32::to_le_bytes))?;
+    d.set_item("tag_ids", le_bytes(py, &s.tag_ids, u32::to_le_bytes))?;
+    d.set_item("steps", le_bytes(py, &s.steps, i64::to_le_bytes))?;
+    d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
+    d.set_item("values", le_bytes(py, &s.values, f64::to_le_bytes))?;
+    let damage = PyList::empty(py);
+    for file in &s.damage {
+        let list = PyList::empty(py);
+        for x in file {
+            list.append(damage_tuple(py, x)?)?;
+        }
+        damage.append(list)?;
+    }
+    d.set_item("damage", damage)?;
+    Ok(d)
+}
+
 /// peek(data) -> (wall_time, step, tag, summary_at, rest_at) | None, as wire.peek.
 #[pyfunction]
 fn peek(py: Python<'_>, data: &[u8]) -> PyResult<PyObject> {
@@ -213,6 +254,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NO_TAG", event_file::NO_TAG)?;
     m.add_function(wrap_pyfunction!(scan_file, m)?)?;
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(read_scalars, m)?)?;
     m.add_function(wrap_pyfunction!(peek, m)?)?;
     m.add_function(wrap_pyfunction!(retag, m)?)?;
     m.add_function(wrap_pyfunction!(validate_event, m)?)?;

@@ -22,18 +22,62 @@ struct Tensor<'a> {
 pub fn first_value_scalar(d: &[u8], info: &EventInfo) -> Option<f64> {
     match info.value_kind {
         2 => Some(info.simple_value as f64),
-        8 => {
-            let (s, e) = info.value_range;
-            let mut tensor: Option<Tensor> = None;
-            each_field(d, s, e, |number, wt, ps, pe| match (number, wt) {
-                (8, 2) => tensor_fields(d, ps, pe, tensor.get_or_insert_with(Tensor::default)),
-                (2, 5) | (3 | 4 | 5 | 6, 2) => tensor = None,
-                _ => {}
-            });
-            tensor.and_then(|t| t.scalar())
-        }
+        8 => value(d, info.value_range.0, info.value_range.1).scalar,
         _ => None,
     }
+}
+
+/// What export needs of one `Summary.Value` (protobuf merge rules).
+#[derive(Debug, Default)]
+pub struct Value<'a> {
+    pub tag: &'a [u8],
+    pub has_metadata: bool,
+    pub plugin_name: &'a [u8],
+    pub scalar: Option<f64>,
+}
+
+/// Decode the `Summary.Value` in `d[s..e]` (a valid record).
+pub fn value(d: &[u8], s: usize, e: usize) -> Value<'_> {
+    let mut v = Value::default();
+    let mut kind = 0u8;
+    let mut simple = 0f32;
+    let mut tensor: Option<Tensor> = None;
+    each_field(d, s, e, |number, wt, ps, pe| match (number, wt) {
+        (1, 2) => v.tag = &d[ps..pe],
+        (2, 5) => {
+            kind = 2;
+            simple = f32::from_le_bytes(d[ps..pe].try_into().unwrap());
+            tensor = None;
+        }
+        (3 | 4 | 5 | 6, 2) => {
+            kind = number as u8;
+            tensor = None;
+        }
+        (8, 2) => {
+            kind = 8;
+            tensor_fields(d, ps, pe, tensor.get_or_insert_with(Tensor::default));
+        }
+        (9, 2) => {
+            v.has_metadata = true;
+            // SummaryMetadata.plugin_data (1) .plugin_name (1): merged, last one wins.
+            each_field(d, ps, pe, |n, w, qs, qe| {
+                if n == 1 && w == 2 {
+                    each_field(d, qs, qe, |n2, w2, rs, re| {
+                        if n2 == 1 && w2 == 2 {
+                            v.plugin_name = &d[rs..re];
+                        }
+                    });
+                }
+            });
+        }
+        _ => {}
+    });
+    v.scalar = match kind {
+        2 => Some(simple as f64),
+        8 => tensor.and_then(|t| t.scalar()),
+        _ => None,
+    };
+    v
 }
 
 impl Tensor<'_> {

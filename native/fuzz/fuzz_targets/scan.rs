@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tbrewrite_native::event_file::{flags, scan};
+use tbrewrite_native::event_file::{flags, scan, Scalars};
 use tbrewrite_native::proto::validate_event;
 use tbrewrite_native::tf_record::{DamageKind, SliceSource};
 use tbrewrite_native::wire::{peek, retag};
@@ -45,6 +45,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(d) = stop.damage.first() {
         assert_eq!((d.kind, d.offset, &d.detail), (sync.damage[0].kind, sync.damage[0].offset, &sync.damage[0].detail));
     }
+    // The export reader reads the same records and damage.
+    let mut scalars = Scalars::default();
+    scalars.read(SliceSource::new(data), true).unwrap();
+    assert_eq!(scalars.damage[0], sync.damage);
+    assert!(scalars.values.len() <= sync.offsets.len() * 1000 + data.len());
     // The bytes as one record: validate, peek, retag and back.
     let _ = validate_event(data);
     if let Some(p) = peek(data) {

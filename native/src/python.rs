@@ -4,6 +4,7 @@
 //! `NativeError` with one line of text.
 
 use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::create_exception;
@@ -65,12 +66,12 @@ fn _test_panic(py: Python<'_>) -> PyResult<()> {
     py.allow_threads(|| guarded("_test_panic", || panic!("deliberate panic\nsecond line")))
 }
 
-fn os_error(e: std::io::Error, path: &str) -> PyErr {
+fn os_error(e: std::io::Error, path: &Path) -> PyErr {
     match e.raw_os_error() {
         Some(code) => {
             let text = e.to_string();
             let strerror = text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_string();
-            PyOSError::new_err((code, strerror, path.to_string()))
+            PyOSError::new_err((code, strerror, path.as_os_str().to_os_string()))
         }
         None => PyOSError::new_err((e.to_string(),)),
     }
@@ -124,21 +125,21 @@ fn scan_dict<'py>(py: Python<'py>, s: &Scan) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
-/// scan_file(path, resync=False, limit=None) -> dict
+/// scan_file(path, resync=False, limit=None) -> dict  (path: str or os.PathLike)
 ///
 /// Read one event file as Python's EventFileReader does and return its columns (see
 /// native/README.md for the keys, dtypes and flag bits). Raises OSError (with errno and
 /// filename) if the file cannot be opened or read, NativeError on an internal failure.
 #[pyfunction]
 #[pyo3(signature = (path, resync = false, limit = None))]
-fn scan_file<'py>(py: Python<'py>, path: &str, resync: bool, limit: Option<u64>) -> PyResult<Bound<'py, PyDict>> {
+fn scan_file<'py>(py: Python<'py>, path: PathBuf, resync: bool, limit: Option<u64>) -> PyResult<Bound<'py, PyDict>> {
     let result = py.allow_threads(|| {
-        guarded(path, || {
-            let src = tf_record::open(path, limit)?;
+        guarded(&path.to_string_lossy(), || {
+            let src = tf_record::open(&path, limit)?;
             event_file::scan(src, resync)
         })
     })?;
-    let scan = result.map_err(|e| os_error(e, path))?;
+    let scan = result.map_err(|e| os_error(e, &path))?;
     scan_dict(py, &scan)
 }
 
@@ -149,7 +150,7 @@ fn scan_file<'py>(py: Python<'py>, path: &str, resync: bool, limit: Option<u64>)
 #[pyo3(signature = (data, resync = false))]
 fn scan_bytes<'py>(py: Python<'py>, data: &[u8], resync: bool) -> PyResult<Bound<'py, PyDict>> {
     let result = py.allow_threads(|| guarded("<bytes>", || event_file::scan(SliceSource::new(data), resync)))?;
-    let scan = result.map_err(|e| os_error(e, "<bytes>"))?;
+    let scan = result.map_err(|e| os_error(e, Path::new("<bytes>")))?;
     scan_dict(py, &scan)
 }
 
@@ -159,7 +160,7 @@ fn scan_bytes<'py>(py: Python<'py>, data: &[u8], resync: bool) -> PyResult<Bound
 /// export's iter_scalars reads them; see native/README.md for the keys.
 #[pyfunction]
 #[pyo3(signature = (paths, resync = false))]
-fn read_scalars<'py>(py: Python<'py>, paths: Vec<String>, resync: bool) -> PyResult<Bound<'py, PyDict>> {
+fn read_scalars<'py>(py: Python<'py>, paths: Vec<PathBuf>, resync: bool) -> PyResult<Bound<'py, PyDict>> {
     let result = py.allow_threads(|| {
         guarded("read_scalars", || {
             let mut out = event_file::Scalars::default();
@@ -167,7 +168,7 @@ fn read_scalars<'py>(py: Python<'py>, paths: Vec<String>, resync: bool) -> PyRes
                 let src = tf_record::open(path, None).map_err(|e| (e, path.clone()))?;
                 out.read(src, resync).map_err(|e| (e, path.clone()))?;
             }
-            Ok::<_, (std::io::Error, String)>(out)
+            Ok::<_, (std::io::Error, PathBuf)>(out)
         })
     })?;
     let s = result.map_err(|(e, path)| os_error(e, &path))?;

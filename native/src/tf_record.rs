@@ -187,7 +187,7 @@ impl Source for FileSource {
 }
 
 /// Open `path` as a [`FileSource`].
-pub fn open(path: &str, limit: Option<u64>) -> io::Result<FileSource> {
+pub fn open(path: &std::path::Path, limit: Option<u64>) -> io::Result<FileSource> {
     let mut file = File::open(path)?;
     // Fail now, as Python's open() does, if the path is a folder.
     let mut probe = [0u8; 0];
@@ -488,7 +488,7 @@ mod tests {
             }
             std::fs::write(&path, &data).unwrap();
             for resync in [false, true] {
-                let file = open(path.to_str().unwrap(), None).unwrap();
+                let file = open(&path, None).unwrap();
                 assert_eq!(read_all(RecordReader::new(file, resync)), read(&data, resync), "{flip:?} {resync}");
             }
             if let Some(i) = flip {

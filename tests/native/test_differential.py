@@ -377,8 +377,13 @@ def test_crc_and_framing_helpers() -> None:
 
 def test_errors_are_oserrors_with_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
+    for path in (str(missing), missing):  # str or os.PathLike
+        with pytest.raises(FileNotFoundError) as e:
+            native.scan_file(path)
+        assert e.value.filename == str(missing)
+        assert e.value.strerror == "No such file or directory"
     with pytest.raises(FileNotFoundError) as e:
-        native.scan_file(str(missing))
+        native.read_scalars([missing])
     assert e.value.filename == str(missing)
     with pytest.raises(IsADirectoryError):
         native.scan_file(str(tmp_path))

@@ -38,8 +38,11 @@ from typer.testing import CliRunner
 
 from conftest import CORPUS, event_files, loader_values
 from tbrewrite.cli import app
-from tbrewrite.commands.convert import convert, plan_run, write_run
-from tbrewrite.events.reader import EventFileReader, is_event_file, list_event_files
+from tbrewrite.commands.convert import convert
+from tbrewrite.commands.convertplan import plan_run, scan_run
+from tbrewrite.engine.rewrite import rewrite
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.logdir import is_event_file, list_event_files
 from tbrewrite.producers.keras import TagMapping
 from tbrewrite.events.framing import (
     CRC_MISMATCH,
@@ -50,7 +53,8 @@ from tbrewrite.events.framing import (
     encode_record,
     masked_crc32c,
 )
-from tbrewrite.events.writer import TEMP_PREFIX, OutputSet
+from tbrewrite.events.writer import TEMP_PREFIX
+from tbrewrite.output.transaction import Transaction
 
 runner = CliRunner()
 T0 = 1_700_000_000.0
@@ -644,12 +648,15 @@ def test_file_growing_between_scan_and_write_is_read_as_scanned(tmp_path: Path) 
     """A log still being written: events appended after the first pass (here with a tag
     the plan has never seen) are left for the next conversion, not half-handled."""
     src = clean_src(tmp_path)
-    plan = plan_run(".", src, tmp_path / "out", TagMapping())
+    plan = plan_run(scan_run(".", src, TagMapping()), tmp_path / "out")
     with open(src / EVENT_FILE, "ab") as f:
         f.write(encode_record(scalar(9, "metrics/new", 9.0)))
-    with OutputSet() as outputs:
-        report = write_run(plan, outputs)
+    with Transaction() as outputs:
+        report = rewrite(plan.output, outputs)
+        assert report.writer is not None
+        outputs.publish(outputs.stage(report.writer))
     assert report.events_out == len(GOOD)
+    assert not report.damage and "grew from" in report.notes[0]
     assert output_records(tmp_path / "out") == GOOD[1:]
 
 
@@ -658,7 +665,7 @@ def test_invalid_event_resync_reports_the_skipped_record(tmp_path: Path) -> None
     bad = encode_record(NOT_AN_EVENT)
     path.write_bytes(WHOLE[: START[3]] + bad + bad + WHOLE[START[3] :])
     reader = EventFileReader(path, resync=True)
-    assert [raw for _, raw in reader] == GOOD
+    assert [r.data for r in reader] == GOOD
     assert [(d.kind, d.offset, d.records_before, d.resumed_at) for d in reader.damage] == [
         (INVALID_EVENT, START[3], 3, START[3] + len(bad)),
         (INVALID_EVENT, START[3] + len(bad), 3, START[3] + 2 * len(bad)),

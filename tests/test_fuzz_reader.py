@@ -173,7 +173,8 @@ def test_event_reader_on_mutated_corpus_files(scratch: Path, seed: Path, bits: l
     scratch.write_bytes(mutated)
     reader = EventFileReader(scratch, resync=resync)
     events = 0
-    for event, raw in reader:
+    for record in reader:
+        event, raw = record.event, record.data
         assert record_at(mutated, reader.offset) == raw
         assert event == event_pb2.Event.FromString(raw)
         events += 1

@@ -19,9 +19,11 @@ from typer.testing import CliRunner
 from conftest import CORPUS, event_files, loader_events, loader_values
 from tbrewrite.cli import app
 from tbrewrite.errors import RuleError
-from tbrewrite.events.reader import EventFileReader, list_event_files
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.logdir import list_event_files
 from tbrewrite.commands.rename import rename
-from tbrewrite.commands.rewrite_file import rewrite_file
+from tbrewrite.commands.rename import _write_task
+from tbrewrite.commands.renameplan import plan_run
 from tbrewrite.rules import RuleSet, build_rules, load_rules_file, parse_drop_option, parse_rule_option
 from tbrewrite.output.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
 from tbrewrite.events.writer import EventFileWriter
@@ -258,13 +260,13 @@ def assert_metadata_on_first_values(src_dir: Path, out_dir: Path) -> None:
     """Every tag that has plugin metadata in the run has it on its first value in every file."""
     with_metadata = set()
     for path in list_event_files(src_dir):
-        for event, _ in EventFileReader(path):
+        for event in EventFileReader(path).events():
             with_metadata |= {expected_tag(v.tag) for v in event.summary.value if v.HasField("metadata")}
     for path in list_event_files(out_dir):
         seen = set()
-        events = list(EventFileReader(path))
-        assert events[0][0].file_version
-        for event, _ in events:
+        events = list(EventFileReader(path).events())
+        assert events[0].file_version
+        for event in events:
             for v in event.summary.value:
                 if v.tag not in seen:
                     seen.add(v.tag)
@@ -286,7 +288,7 @@ def test_corpus_rename_out(corpus: Path, rules_file: Path, tmp_path: Path) -> No
         assert_renamed_run(src_dir, out_dir)
         assert_metadata_on_first_values(src_dir, out_dir)
         for src in list_event_files(src_dir):
-            tags = {v.tag for e, _ in EventFileReader(src) for v in e.summary.value}
+            tags = {v.tag for e in EventFileReader(src).events() for v in e.summary.value}
             if all(expected_tag(t) == t for t in tags):
                 reader = EventFileReader(src)
                 list(reader)
@@ -322,7 +324,7 @@ def test_corpus_dry_run_lists_every_mapping_and_writes_nothing(corpus: Path, rul
     for src_dir in run_dirs(corpus):
         name = src_dir.relative_to(corpus).as_posix()
         for path in list_event_files(src_dir):
-            for event, _ in EventFileReader(path):
+            for event in EventFileReader(path).events():
                 for v in event.summary.value:
                     new = expected_tag(v.tag)
                     if new != v.tag:
@@ -395,7 +397,7 @@ def write_file(path: Path, events: list[event_pb2.Event]) -> Path:
 
 def first_values(path: Path) -> dict[str, summary_pb2.Summary.Value]:
     first: dict[str, summary_pb2.Summary.Value] = {}
-    for event, _ in EventFileReader(path):
+    for event in EventFileReader(path).events():
         for v in event.summary.value:
             first.setdefault(v.tag, v)
     return first
@@ -523,11 +525,9 @@ def event_set(run_dir: Path) -> dict[str, str]:
 
 def stage(run_dir: Path) -> list[str]:
     """Write the new version of every event file of ``run_dir`` under its staged name."""
-    names = []
-    for path in list_event_files(run_dir):
-        rewrite_file(path, run_dir / staged_name(path.name), {"epoch_loss": "train/loss"}, {})
-        names.append(path.name)
-    return names
+    plan = plan_run(".", run_dir, build_rules([r"^epoch_loss$=train/loss"]))
+    results = _write_task((plan, [run_dir / staged_name(f.path.name) for f in plan.files], True, False))
+    return [r.name for r in results]
 
 
 @pytest.mark.parametrize("backup_root", ["beside", "other-filesystem"])
@@ -556,7 +556,7 @@ def test_swap_interrupted_at_every_step_recovers_wholly_new(tmp_path: Path, back
         shutil.copytree(base, logdir)
         run_dir = logdir / "run"
         backup = (tmp_path if backup_root == "beside" else shm) / f"tbrewrite-test-{os.getpid()}-{crash_after}"
-        write_journal(Swap(run_dir, backup, tuple(stage(run_dir))))
+        write_journal(Swap.replacing(run_dir, backup, tuple(stage(run_dir))))
         steps = swap_steps(run_dir)
         for _ in range(crash_after):
             next(steps)
@@ -660,7 +660,7 @@ def test_pending_journal_refused_by_out_and_finished_by_recover(tmp_path: Path) 
     make_run(logdir / "run", files=2, events=4)
     old = event_set(logdir / "run")
     backup = tmp_path / "backup"
-    write_journal(Swap(logdir / "run", backup, tuple(stage(logdir / "run"))))
+    write_journal(Swap.replacing(logdir / "run", backup, tuple(stage(logdir / "run"))))
     result = run("rename", logdir, "--rule", "a=b", "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert result.stderr == (
@@ -693,7 +693,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
     assert list(first_values(list_event_files(logdir / "a")[0])) == ["other", "loss"]
 
 
-def test_out_copies_symlinks_as_symlinks_and_skips_special_files(tmp_path: Path) -> None:
+def test_out_copies_file_symlinks_follows_folder_symlinks_and_skips_special_files(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
     write_file(logdir / "run" / "events.out.tfevents.1700000000.a", [scalar("epoch_loss", s, 1.0) for s in range(3)])
     (logdir / "run" / "dangling").symlink_to("/nonexistent/target")
@@ -715,11 +715,13 @@ def test_out_copies_symlinks_as_symlinks_and_skips_special_files(tmp_path: Path)
     )
     links = {
         "run/dangling": "/nonexistent/target", "run/events.out.tfevents.1700000001.dangling": "gone",
-        "self": "self", "loop/x": "../loop/x", "dirlink": "real",
+        "self": "self", "loop/x": "../loop/x",
     }
     for rel, target in links.items():
         assert (out / rel).is_symlink() and os.readlink(out / rel) == target, rel
+    # A symlinked folder is followed, as TensorBoard follows it: it comes out a folder.
     assert (out / "real" / "notes.txt").read_text() == "notes"
+    assert not (out / "dirlink").is_symlink() and (out / "dirlink" / "notes.txt").read_text() == "notes"
     assert not os.path.lexists(out / "run" / "pipe")
     assert not os.path.lexists(out / "events.out.tfevents.1700000002.fifo")
     assert list(first_values(out / "run" / "events.out.tfevents.1700000000.a")) == ["loss"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.events.reader import is_event_file
+from tbrewrite.logdir import is_event_file
 from tbrewrite.events.writer import EventFileWriter
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")

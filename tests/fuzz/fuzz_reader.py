@@ -73,7 +73,8 @@ def check(data: bytes) -> None:
     for resync in (False, True):
         events = EventFileReader(SCRATCH, resync=resync)
         n = 0
-        for event, raw in events:
+        for record in events:
+            event, raw = record.event, record.data
             assert record_at(data, events.offset) == raw
             assert event.SerializeToString() == type(event).FromString(raw).SerializeToString()
             n += 1

@@ -10,9 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.convert import RESTART_POLICIES, ConvertReport, convert
-from tbrewrite.commands.convertplan import discover_runs
-from tbrewrite.engine.rewrite import RunReport
+from tbrewrite.commands.convert import ConvertReport, convert
+from tbrewrite.commands.convert import RunReport
+from tbrewrite.producers.keras import discover_runs
 from tbrewrite.producers.keras import TagMapping
 from tbrewrite.parallel import default_jobs
 
@@ -35,9 +35,6 @@ def convert_command(
 
     Example: tbrewrite convert logs/fit/20240101-120000 converted/run1
     """
-    if restarts not in RESTART_POLICIES:
-        err.print(f"tbrewrite: error: --restarts must be one of {', '.join(RESTART_POLICIES)}; got {restarts!r}", markup=False)
-        raise typer.Exit(2)
     with errors_to_exit():
         mapping = TagMapping(train_name, val_name, pattern)
         total = len(discover_runs(src)) if src.is_dir() else 0
@@ -109,6 +106,8 @@ def _print_summary(report: ConvertReport, dry_run: bool) -> None:
     events_out = sum(r.events_out for r in report.runs)
     mapped = sum(len(r.plan.renamed()) for r in report.runs)
     for run in report.runs:
+        for note in run.notes:
+            err.print(f"tbrewrite: note: {note}", markup=False)
         for note in run.plan.warnings():
             err.print(f"tbrewrite: note: {run.plan.run}: {note}", markup=False)
         for tag, (times, prev, step) in run.plan.backwards().items():

@@ -7,14 +7,17 @@ input event exactly once, scalars renamed to ``train/<metric>`` / ``val/<metric>
 everything else byte-for-byte as it was:
 
 1. A first streaming pass (:func:`tbrewrite.engine.scan.scan_files`) learns each source's
-   tags, kinds, first plugin metadata, restarts and damage, and fixes the mapping
-   (:mod:`tbrewrite.commands.convertplan`).
-2. A second pass merges the sources' events in wall_time order, renames values, puts
-   the plugin metadata on the first value of every tag, and writes records it did not
-   change back unchanged (:mod:`tbrewrite.engine.rewrite`).
+   tags, kinds, first plugin metadata, restarts and damage, and fixes the mapping and
+   the engine's plan (:mod:`tbrewrite.commands.convertplan`).
+2. The engine (:func:`tbrewrite.engine.rewrite.rewrite`) merges the sources' events in
+   wall_time order, renames values, puts the plugin metadata on the first value of every
+   tag, and writes records it did not change back unchanged.
 
-This module runs the command: paths checked, runs found, sidecars merged, runs written
-in this process or in worker processes, and everything undone if any run fails.
+This module runs the command: paths checked, runs found, sidecars read, runs written in
+this process or in worker processes (a run is the unit of parallel work: its output is
+one file, written by one process), and every output published only once all runs
+succeeded (:class:`tbrewrite.output.transaction.Transaction`), so a failure leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -22,27 +25,49 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import os
-import shutil
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbrewrite.commands.convertplan import RunPlan, discover_runs, plan_run, split_sessions
-from tbrewrite.engine.rewrite import RunReport, write_run
+from tbrewrite.commands.convertplan import KEEP_LAST, RESTART_POLICIES, SPLIT, RunPlan, plan_run, scan_run
+from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, UsageError
-from tbrewrite.events.reader import is_event_file, list_event_files
-from tbrewrite.producers.keras import (
-    TagMapping,
-    check_dir,
-)
-from tbrewrite.parallel import map_ordered
 from tbrewrite.events.framing import Damage
+from tbrewrite.logdir import check_dir, list_event_files
+from tbrewrite.output.transaction import Staged, Transaction, check_output_folder
+from tbrewrite.parallel import map_ordered
+from tbrewrite.producers.keras import TagMapping, discover_runs, split_sessions
+from tbrewrite.sidecars.place import SidecarReport
 from tbrewrite.sidecars.read import Sidecar, discover, read_sidecar
-from tbrewrite.sidecars.place import plan_merge
-from tbrewrite.events.writer import WRITER_NAME, OutputSet, check_output_folder
 
-RESTART_POLICIES = ("keep", "keep-last", "split")
+__all__ = ["RESTART_POLICIES", "ConvertReport", "RunReport", "convert"]
+
+
+@dataclass
+class RunReport:
+    """What converting one run did.
+
+    Attributes:
+        plan: RunPlan.
+        events_out: int. Events written, the file_version event included.
+        values_dropped: int. Summary values left out (``--restarts keep-last``).
+        output: Path or None. The file written (None on a dry run or with nothing to
+            write).
+        unchanged: bool. The output equals the input: nothing needed converting.
+        sidecars: list of SidecarReport, one per sidecar merged.
+        damage: list of Damage the write found beyond the scan's (a file changed
+            while it was converted).
+        notes: list of str (e.g. a file that grew while it was converted).
+    """
+
+    plan: RunPlan
+    events_out: int = 0
+    values_dropped: int = 0
+    output: Path | None = None
+    unchanged: bool = False
+    sidecars: list[SidecarReport] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,13 +82,8 @@ class ConvertReport:
 
     @property
     def damage(self) -> list[Damage]:
-        return [d for r in self.runs for d in r.plan.damage]
-
-
-
-def _check_paths(src: Path, out: Path, force: bool) -> None:
-    check_dir(src)
-    check_output_folder(src, out, force=force, src_label="SRC", out_label="OUT")
+        """Every damaged stretch of input: the scan's, then any the write found."""
+        return [d for r in self.runs for d in (*r.plan.damage, *r.damage)]
 
 
 def convert(
@@ -105,13 +125,14 @@ def convert(
         jobs: int or None. Runs converted at once, in worker processes (``spawn``: a
             script calling this with ``jobs > 1`` needs ``if __name__ == "__main__":``);
             default 1, in this process. The CLI defaults to every core.
-        on_run: optional callback given each RunReport as soon as it is done, in SRC
-            order.
+        on_run: optional callback given each RunReport as soon as its run is written
+            (in completion order with ``jobs > 1``).
 
     Returns:
         ConvertReport.
 
     Raises:
+        UsageError: ``restarts`` is not a known policy.
         InputError: ``src`` is missing, not a folder, or holds no event files;
             sidecars were given for a tree of runs.
         OutputError: ``out`` is unsafe (same as/inside ``src``) or already holds files.
@@ -122,50 +143,51 @@ def convert(
     mapping = mapping or TagMapping()
     if restarts not in RESTART_POLICIES:
         raise UsageError(f"--restarts must be one of {', '.join(RESTART_POLICIES)}; got {restarts!r}")
-    _check_paths(src, out, force)
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1; got {jobs}")
+    check_dir(src)
+    check_output_folder(src, out, force=force, src_label="SRC", out_label="OUT")
     runs = discover_runs(src)
     if not runs:
         raise InputError(f"{src}: no event files found (names containing 'tfevents')")
     if sidecars and len(runs) > 1:
         raise InputError(f"{src}: --sidecar needs SRC to be one run, but it holds {len(runs)} runs")
-    given = [read_sidecar(path, mapping) for path in sidecars]
-    report = ConvertReport()
+    given = tuple(read_sidecar(path, mapping) for path in sidecars)
     tasks = [
         _Task(rel, run_dir, out if rel == "." else out / rel, mapping, restarts, resync, dry_run, given)
         for rel, run_dir in runs
     ]
-
-    def done(_: int, reports: list[RunReport]) -> None:
-        for run_report in reports:
-            if on_run is not None:
-                on_run(run_report)
-
+    report = ConvertReport()
     jobs = jobs or 1
-    if dry_run or len(tasks) == 1 or jobs <= 1:
-        with OutputSet() as outputs:
+    with Transaction() as outputs:
+        if not dry_run and not out.exists():
+            outputs.own(out)
+
+        def done(_: int, batch: _Batch) -> None:
+            outputs.adopt(batch.staged, batch.created)
+            if on_run is not None:
+                for run_report in batch.reports:
+                    on_run(run_report)
+
+        if dry_run or len(tasks) == 1 or jobs <= 1:
+            batches = []
             for i, task in enumerate(tasks):
-                reports = _convert_run(task, outputs)
-                report.runs.extend(reports)
-                done(i, reports)
-    else:
-        # A few batches per worker: fewer round trips, and each batch overlaps its
-        # files' fsyncs with writing the next ones.
-        size = max(1, -(-len(tasks) // (jobs * 4)))
-        batches = [tasks[k : k + size] for k in range(0, len(tasks), size)]
-        existed = out.exists()
-        started = time.time()
-        try:
-            results = map_ordered(_convert_batch, batches, jobs, done)
-            report.runs = [r for reports in results for r in reports]
-        except BaseException:
-            _remove_outputs(tasks, out, existed, started)
-            raise
+                batches.append(_Batch(_convert_run(task, outputs)))
+                done(i, batches[-1])
+        else:
+            # A few batches per worker: fewer round trips, each batch one transaction.
+            size = max(1, -(-len(tasks) // (jobs * 4)))
+            chunks = [tasks[k : k + size] for k in range(0, len(tasks), size)]
+            batches = map_ordered(_convert_batch, chunks, jobs, done)
+        report.runs = [r for batch in batches for r in batch.reports]
+        if not dry_run:
+            outputs.publish_all()
     if force and not dry_run:
         _remove_stale(report)
     return report
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Task:
     """One run of ``convert``, as sent to a worker process."""
 
@@ -176,57 +198,51 @@ class _Task:
     restarts: str
     resync: bool
     dry_run: bool
-    given: list[Sidecar]
+    given: tuple[Sidecar, ...]
 
 
-def _convert_run(task: _Task, outputs: OutputSet) -> list[RunReport]:
-    """Plan, merge sidecars into and write one run (several with ``--restarts split``)."""
+@dataclass
+class _Batch:
+    """What a worker hands back: reports, and its files staged but not published."""
+
+    reports: list[RunReport]
+    staged: list[Staged] = field(default_factory=list)
+    created: list[Path] = field(default_factory=list)
+
+
+def _convert_run(task: _Task, outputs: Transaction) -> list[RunReport]:
+    """Plan and write one run (several with ``--restarts split``), its files staged."""
     given_paths = {g.path.resolve() for g in task.given}
-    found = [read_sidecar(p, task.mapping) for p in discover(task.run_dir) if p.resolve() not in given_paths]
+    found = tuple(read_sidecar(p, task.mapping) for p in discover(task.run_dir) if p.resolve() not in given_paths)
     reports = []
-    for plan in _plans(task.rel, task.run_dir, task.out_dir, task.mapping, task.restarts, task.resync):
-        if task.restarts != "split":
-            plan.sidecars = task.given + found
-        merge = plan_merge(plan, plan.sidecars, resync=task.resync, mapping=task.mapping)
-        if task.dry_run or not (plan.holds_events() or merge.events):
-            reports.append(RunReport(plan, sidecars=merge.reports))  # nothing to write
+    for plan in _plans(task, task.given + found):
+        if task.dry_run or not plan.has_output():
+            reports.append(RunReport(plan, sidecars=plan.merge.reports))  # nothing to write
             continue
-        with _name_write_errors(plan.out_dir / plan.out_name):
-            run_report = write_run(plan, outputs, restarts=task.restarts, resync=task.resync, merge=merge, publish=False)
-            writer = run_report.pending
-            assert writer is not None
-            writer.flush()
-            run_report.unchanged = _same_bytes(plan, writer.temp_path)
-            run_report.output = outputs.publish(writer, wait=False)
-            run_report.pending = None
-        reports.append(run_report)
+        with _name_write_errors(plan.output.path):
+            result = rewrite(plan.output, outputs)
+            assert result.writer is not None
+            staged = outputs.stage(result.writer)
+        reports.append(
+            RunReport(
+                plan,
+                events_out=result.events_out,
+                values_dropped=result.values_superseded,
+                output=staged.final,
+                unchanged=_same_bytes(plan, staged.temp),
+                sidecars=plan.merge.reports,
+                damage=result.damage,
+                notes=result.notes,
+            )
+        )
     return reports
 
 
-def _convert_batch(tasks: list[_Task]) -> list[RunReport]:
-    """A worker process's job: some runs, their output removed if one fails."""
-    with OutputSet() as outputs:
-        return [r for task in tasks for r in _convert_run(task, outputs)]
-
-
-def _remove_outputs(tasks: list[_Task], out: Path, existed: bool, started: float) -> None:
-    """Undo a failed parallel convert, including runs that finished after the failure.
-
-    A new OUT goes whole. In an OUT that existed (``--force``), the event files this
-    command wrote (our name suffix, written since it started) go, then empty folders.
-    """
-    if not existed:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    for task in tasks:
-        for path in list_event_files(task.out_dir):
-            with contextlib.suppress(OSError):
-                if path.name.endswith("." + WRITER_NAME) and path.stat().st_mtime >= started:
-                    path.unlink()
-    for dirpath, _, _ in sorted(os.walk(out), key=lambda w: -len(Path(w[0]).parts)):
-        if Path(dirpath) != out:
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
+def _convert_batch(tasks: list[_Task]) -> _Batch:
+    """A worker process's job: some runs, staged; all removed again if one fails."""
+    with Transaction() as outputs:
+        reports = [r for task in tasks for r in _convert_run(task, outputs)]
+        return _Batch(reports, list(outputs.staged), list(outputs.created))
 
 
 @contextlib.contextmanager
@@ -240,23 +256,23 @@ def _name_write_errors(path: Path) -> Iterator[None]:
         raise OSError(e.errno, e.strerror or str(e), str(path)) from e
 
 
-def _plans(
-    rel: str, run_dir: Path, out_dir: Path, mapping: TagMapping, restarts: str, resync: bool
-) -> Iterator[RunPlan]:
-    if restarts != "split":
-        yield plan_run(rel, run_dir, out_dir, mapping, resync=resync, keep_last=restarts == "keep-last")
+def _plans(task: _Task, sidecars: tuple[Sidecar, ...]) -> Iterator[RunPlan]:
+    """The run's plan; with ``--restarts split``, one per Keras process (no sidecars:
+    their rows cannot be told apart by process yet)."""
+    if task.restarts != SPLIT:
+        scan = scan_run(task.rel, task.run_dir, task.mapping, resync=task.resync, keep_last=task.restarts == KEEP_LAST)
+        yield plan_run(scan, task.out_dir, restarts=task.restarts, resync=task.resync, sidecars=sidecars, mapping=task.mapping)
         return
-    for name, files in split_sessions(run_dir):
-        sub = rel if rel != "." else ""
-        yield plan_run(
-            str(Path(sub) / name), run_dir, out_dir / name, mapping, resync=resync, files=files
-        )
+    sub = task.rel if task.rel != "." else ""
+    for name, files in split_sessions(task.run_dir):
+        scan = scan_run(str(Path(sub) / name), task.run_dir, task.mapping, resync=task.resync, files=files)
+        yield plan_run(scan, task.out_dir / name, resync=task.resync, mapping=task.mapping)
 
 
-def _same_bytes(plan: RunPlan, output: Path | None) -> bool:
+def _same_bytes(plan: RunPlan, output: Path) -> bool:
     """True if the run was one file whose bytes equal ``output`` (nothing to convert)."""
     files = [f for s in plan.sources for f in s.files]
-    if output is None or len(files) != 1 or plan.renamed() or plan.sidecars:
+    if len(files) != 1 or plan.renamed() or plan.sidecars:
         return False
     try:
         return filecmp.cmp(files[0], output, shallow=False)
@@ -269,5 +285,5 @@ def _remove_stale(report: ConvertReport) -> None:
     keep = {r.output for r in report.runs if r.output is not None}
     for d in {r.plan.out_dir for r in report.runs}:
         for path in list_event_files(d):
-            if path not in keep and is_event_file(path.name):
+            if path not in keep:
                 path.unlink()

@@ -1,103 +1,146 @@
-"""Planning one ``convert`` run: its sources, layout, tag mapping and output name.
+"""Planning one ``convert`` run: its sources, layout, tag mapping, sidecar points and
+the :class:`~tbrewrite.engine.plan.OutputPlan` the engine writes.
 
-The first, streaming pass of ``convert`` (:func:`tbrewrite.engine.scan.scan_files` per source)
-decides everything before a byte is written; :mod:`tbrewrite.engine.rewrite` then writes
-the plan. See :mod:`tbrewrite.commands.convert` for the whole command and
-:mod:`tbrewrite.producers.keras` for the Keras layouts and the default mapping.
+A first streaming pass (:func:`tbrewrite.engine.scan.scan_files` per source) learns
+each source's tags, kinds, first plugin metadata, restarts and damage; the run's
+producer (:mod:`tbrewrite.producers`) decides its layout and mapping; sidecars are
+placed (:mod:`tbrewrite.sidecars.place`). Everything is decided before a byte is
+written, in one frozen :class:`RunPlan`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from tbrewrite.events.reader import find_run_dirs, list_event_files
-from tbrewrite.producers.keras import (
-    GENERIC,
-    KERAS_FLAT,
-    KERAS_SPLIT,
-    TRAIN_DIR,
-    VALIDATION_DIR,
-    TagMapping,
-    is_flat_keras_tags,
-    is_split_run,
-    tf49109_warnings,
-)
-from tbrewrite.events.framing import Damage
+from tbrewrite.engine.plan import Header, OutputPlan, SourceFile, SourcePlan, TagAction
 from tbrewrite.engine.scan import StreamScan, TagStats, scan_files
-from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
+from tbrewrite.events.framing import Damage
 from tbrewrite.events.writer import output_file_name
+from tbrewrite.logdir import list_event_files
+from tbrewrite.producers import Producer, detect
+from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping
+from tbrewrite.sidecars.place import MergePlan, plan_merge
+from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
+
+KEEP = "keep"
+KEEP_LAST = "keep-last"
+SPLIT = "split"
+RESTART_POLICIES = (KEEP, KEEP_LAST, SPLIT)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Source:
-    """One input stream of a run: the root folder, ``train/`` or ``validation/``.
+    """One input stream of a run: the run folder itself, ``train/`` or ``validation/``.
 
     Attributes:
         name: str. ``"train"``, ``"validation"``, or ``""`` for the run folder itself.
-        files: list of Path, in TensorBoard's order.
+        files: tuple of Path, in TensorBoard's order.
     """
 
     name: str
-    files: list[Path]
+    files: tuple[Path, ...]
 
 
-@dataclass
-class RunPlan:
-    """Everything decided about one run before a byte is written.
+@dataclass(frozen=True)
+class RunScan:
+    """What the first pass learned about one run, and the tag mapping it decided.
 
     Attributes:
         run: str. The run's path relative to SRC (``"."`` for SRC itself).
-        src_dir: Path. The Keras run folder.
-        out_dir: Path. The output run folder.
-        layout: str. ``keras-split``, ``keras-flat`` or ``generic``.
-        sources: list of Source.
-        scans: list of StreamScan, one per source.
-        tag_map: list of dict tag -> output tag, one per source (every tag present).
-        out_name: str. The output event file's name.
-        sidecars: list of Sidecar to merge into the output.
+        src_dir: Path. The run folder.
+        producer: Producer. Whose layout the run has.
+        sources: tuple of Source.
+        scans: tuple of StreamScan, one per source.
+        tag_map: tuple of mappings tag -> output tag, one per source (every tag present).
     """
 
     run: str
     src_dir: Path
+    producer: Producer
+    sources: tuple[Source, ...]
+    scans: tuple[StreamScan, ...]
+    tag_map: tuple[Mapping[str, str], ...]
+
+    @property
+    def layout(self) -> str:
+        """``keras-split``, ``keras-flat`` or ``generic``."""
+        return self.producer.name
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything decided about one run before a byte is written.
+
+    Attributes:
+        scan: RunScan.
+        out_dir: Path. The output run folder.
+        out_name: str. The output event file's name.
+        sidecars: tuple of Sidecar merged into the output.
+        merge: MergePlan. The sidecar points and what they replace.
+        output: OutputPlan. What the engine writes.
+    """
+
+    scan: RunScan
     out_dir: Path
-    layout: str
-    sources: list[Source]
-    scans: list[StreamScan]
-    tag_map: list[dict[str, str]]
     out_name: str
-    sidecars: list[Sidecar] = field(default_factory=list)
+    sidecars: tuple[Sidecar, ...]
+    merge: MergePlan
+    output: OutputPlan
 
-    def holds_events(self) -> bool:
-        """True if the run has any event besides file_version (else there is nothing to
-        write: e.g. only an empty, truncated or non-event file)."""
-        return any(n for scan in self.scans for what, n in scan.event_kinds.items() if what != "file_version")
+    @property
+    def run(self) -> str:
+        return self.scan.run
 
-    def warnings(self) -> list[str]:
-        """Return notes about problems the log itself shows.
+    @property
+    def src_dir(self) -> Path:
+        return self.scan.src_dir
 
-        A keras-split run looks hit by tensorflow#49109 (Keras's TensorBoard callback
-        dropping epoch summaries when an integer ``update_freq`` does not divide the
-        batches per epoch) as :func:`tbrewrite.producers.keras.tf49109_warnings` tells.
-        """
-        notes = []
-        fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
-        for source, scan in zip(self.sources, self.scans):
-            if source.name == TRAIN_DIR:
-                for note in tf49109_warnings(scan):
-                    if fixed:
-                        note = note.replace("merge a CSVLogger file with --sidecar", "the CSVLogger sidecar restores them")
-                    notes.append(note)
-        return notes
+    @property
+    def layout(self) -> str:
+        return self.scan.layout
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return self.scan.sources
+
+    @property
+    def scans(self) -> tuple[StreamScan, ...]:
+        return self.scan.scans
+
+    @property
+    def tag_map(self) -> tuple[Mapping[str, str], ...]:
+        return self.scan.tag_map
 
     @property
     def damage(self) -> list[Damage]:
+        """Every damaged stretch the scan found."""
         return [d for s in self.scans for d in s.damage]
 
     @property
     def events_in(self) -> int:
+        """Events read by the scan (file_version included)."""
         return sum(s.events for s in self.scans)
+
+    def has_output(self) -> bool:
+        """True if there is something to write: an event besides file_version, or a
+        sidecar point (a run of only empty, truncated or non-event files has none)."""
+        return bool(self.merge.events) or any(
+            n for scan in self.scans for what, n in scan.event_kinds.items() if what != "file_version"
+        )
+
+    def warnings(self) -> list[str]:
+        """Return notes about problems the log itself shows (the producer's, e.g.
+        tensorflow#49109 for a Keras ``train/`` source)."""
+        notes = []
+        fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
+        for source, scan in zip(self.sources, self.scans):
+            for note in self.scan.producer.warnings(source.name, scan):
+                if fixed:
+                    note = note.replace("merge a CSVLogger file with --sidecar", "the CSVLogger sidecar restores them")
+                notes.append(note)
+        return notes
 
     def renamed(self) -> list[tuple[str, str, str, TagStats]]:
         """Return ``(source, old tag, new tag, stats)`` for every tag whose name changes."""
@@ -120,45 +163,25 @@ class RunPlan:
         return out
 
 
-def discover_runs(src: Path) -> list[tuple[str, Path]]:
-    """Return ``(relative name, folder)`` of every Keras run under ``src``.
-
-    A folder holding ``train/`` or ``validation/`` event files is one keras-split run
-    (its own event files, e.g. an hparams summary, belong to it too); any other folder
-    holding event files is one run of its own.
-    """
-    roots: dict[Path, None] = {}
-    for d in find_run_dirs(src):
-        if d.name in (TRAIN_DIR, VALIDATION_DIR) and d != src and is_split_run(d.parent):
-            roots.setdefault(d.parent, None)
-        else:
-            roots.setdefault(d, None)
-    for d in list(roots):
-        if is_split_run(d):
-            roots.setdefault(d, None)
-    ordered = sorted(roots, key=lambda p: p.relative_to(src).parts)
-    return [(str(p.relative_to(src)) if p != src else ".", p) for p in ordered]
-
-
-def plan_run(
+def scan_run(
     run: str,
     src_dir: Path,
-    out_dir: Path,
-    mapping: TagMapping,
+    mapping: TagMapping | None,
     *,
     resync: bool = False,
-    files: dict[str, list[Path]] | None = None,
+    files: Mapping[str, Sequence[Path]] | None = None,
     keep_last: bool = False,
-) -> RunPlan:
-    """Scan one Keras run and decide its layout, tag mapping and output name.
+) -> RunScan:
+    """Scan one run and decide its layout and tag mapping.
 
     Args:
         run: str. Name of the run relative to SRC.
         src_dir: Path. The run folder.
-        out_dir: Path. Where its output event file goes.
-        mapping: TagMapping.
+        mapping: TagMapping, or None to keep every tag's name (``merge``).
         resync: bool. Read past damage.
-        files: optional dict source name -> files, to convert a subset (restart split).
+        files: optional mapping source name -> files, to plan a subset (restart split);
+            default the run folder's, ``train/``'s and ``validation/``'s event files.
+        keep_last: bool. Record every step that goes back (``--restarts keep-last``).
 
     Raises:
         OSError: if a file cannot be read.
@@ -169,54 +192,96 @@ def plan_run(
             TRAIN_DIR: list_event_files(src_dir / TRAIN_DIR),
             VALIDATION_DIR: list_event_files(src_dir / VALIDATION_DIR),
         }
-    sources = [Source(name, paths) for name, paths in files.items() if paths]
+    sources = tuple(Source(name, tuple(paths)) for name, paths in files.items() if paths)
     # Only --restarts keep-last needs every backwards step; reporting needs the first.
     limit = None if keep_last else 1
-    scans = [scan_files(s.files, resync=resync, backwards_limit=limit) for s in sources]
-    if any(s.name in (TRAIN_DIR, VALIDATION_DIR) for s in sources):
-        layout = KERAS_SPLIT
-    elif scans and is_flat_keras_tags(scans[0].scalar_tags()):
-        layout = KERAS_FLAT
-    else:
-        layout = GENERIC
-    tag_map = _assign_tags(sources, scans, layout, mapping)
-    out_name = output_file_name(start_wall_time(scans))
-    return RunPlan(run, src_dir, out_dir, layout, sources, scans, tag_map, out_name)
+    scans = tuple(scan_files(s.files, resync=resync, backwards_limit=limit) for s in sources)
+    producer = detect([s.name for s in sources], scans)
+    tag_map = _assign_tags(sources, scans, producer, mapping)
+    return RunScan(run, src_dir, producer, sources, scans, tag_map)
+
+
+def plan_run(
+    scan: RunScan,
+    out_dir: Path,
+    *,
+    restarts: str = KEEP,
+    resync: bool = False,
+    sidecars: Sequence[Sidecar] = (),
+    mapping: TagMapping | None = None,
+) -> RunPlan:
+    """Decide the output of a scanned run: its file, sidecar points and engine plan.
+
+    Args:
+        scan: RunScan.
+        out_dir: Path. Where its output event file goes.
+        restarts: str. ``keep`` or ``keep-last`` (see :mod:`tbrewrite.engine.restarts`).
+        resync: bool. Read past damage.
+        sidecars: Sidecar files to merge.
+        mapping: TagMapping of the sidecar tags (and how a Keras tag would convert).
+
+    Raises:
+        SidecarError: a sidecar matches nothing in the run.
+        OSError: if a file cannot be read.
+    """
+    merge = plan_merge(scan, list(sidecars), resync=resync, mapping=mapping)
+    keep_last = restarts == KEEP_LAST
+    wall_time = start_wall_time(scan.scans)
+    out_name = output_file_name(wall_time)
+    sources = tuple(
+        SourcePlan(
+            source.name,
+            tuple(SourceFile.from_stats(f) for f in stats.files),
+            {
+                tag: TagAction(tmap[tag], ts.metadata, tuple(ts.backwards) if keep_last and ts.backwards else ())
+                for tag, ts in stats.tags.items()
+            },
+        )
+        for source, stats, tmap in zip(scan.sources, scan.scans, scan.tag_map)
+    )
+    output = OutputPlan(
+        out_dir / out_name,
+        sources,
+        Header.OWN,
+        wall_time,
+        tuple(merge.events),
+        {tag: frozenset(steps) for tag, steps in merge.drop.items()},
+        resync,
+    )
+    return RunPlan(scan, out_dir, out_name, tuple(sidecars), merge, output)
 
 
 def _assign_tags(
-    sources: list[Source], scans: list[StreamScan], layout: str, mapping: TagMapping
-) -> list[dict[str, str]]:
+    sources: Sequence[Source], scans: Sequence[StreamScan], producer: Producer, mapping: TagMapping | None
+) -> tuple[Mapping[str, str], ...]:
     """Map every source tag to a unique output tag.
 
-    Scalars get the Keras mapping; all other tags keep their name. Tags that keep their
-    name claim it first, in source order (run folder, train, validation); a later claim
-    on a taken name -- e.g. the ``keras`` model config in both train and validation --
-    is prefixed with its split name (``val/keras``).
+    Scalars get the producer's mapping; all other tags keep their name. Tags that keep
+    their name claim it first, in source order (run folder, train, validation); a later
+    claim on a taken name -- e.g. the ``keras`` model config in both train and
+    validation -- is prefixed with its split name (``val/keras``).
     """
     proposals = []
     for i, (source, scan) in enumerate(zip(sources, scans)):
         for tag, stats in scan.tags.items():
             new = None
-            if stats.kind == "scalar":
-                if layout == KERAS_SPLIT and source.name:
-                    new = mapping.map_split(source.name, tag)
-                elif layout == KERAS_FLAT:
-                    new = mapping.map_flat(tag)
+            if stats.kind == "scalar" and mapping is not None:
+                new = producer.map_scalar(source.name, tag, mapping)
             proposals.append((new is not None, i, tag, new or tag))
     proposals.sort(key=lambda p: p[0])  # stable: unchanged names claim first
     taken: set[str] = set()
     result: list[dict[str, str]] = [{} for _ in sources]
+    names = mapping or TagMapping()
+    split = {TRAIN_DIR: names.train_name, VALIDATION_DIR: names.val_name}
     for _, i, tag, out in proposals:
         if out in taken:
-            split = {TRAIN_DIR: mapping.train_name, VALIDATION_DIR: mapping.val_name}
             base = f"{split.get(sources[i].name, 'run')}/{tag}"
             out, n = base, 2
             while out in taken:
                 out, n = f"{base}_{n}", n + 1
         taken.add(out)
         result[i][tag] = out
-    return result
+    return tuple(result)
 
 
 def start_wall_time(scans: Sequence[StreamScan]) -> float:
@@ -227,36 +292,3 @@ def start_wall_time(scans: Sequence[StreamScan]) -> float:
     """
     starts = [s.first_wall_time for s in scans if s.first_wall_time is not None]
     return min((t for t in starts if 0 <= t < 1e10), default=0.0)
-
-
-def split_sessions(run_dir: Path) -> list[tuple[str, dict[str, list[Path]]]]:
-    """Group a run's event files into one session per writing process.
-
-    tf.keras / Keras 3 file names end in ``.<pid>.<uid>.v2`` (TF
-    ``summary_ops_v2.py``); the ``train/`` and ``validation/`` files of one ``fit``
-    share the pid. Files without that shape are a session each, paired by position.
-    Each session is named after the seconds field of its first file name.
-    """
-    by_source = {
-        "": list_event_files(run_dir),
-        TRAIN_DIR: list_event_files(run_dir / TRAIN_DIR),
-        VALIDATION_DIR: list_event_files(run_dir / VALIDATION_DIR),
-    }
-    sessions: dict[str, dict[str, list[Path]]] = {}
-    for source, files in by_source.items():
-        for position, path in enumerate(files):
-            parts = path.name.split(".")
-            key = parts[-3] if parts[-1] == "v2" and len(parts) >= 6 else f"#{position}"
-            sessions.setdefault(key, {"": [], TRAIN_DIR: [], VALIDATION_DIR: []})[source].append(path)
-    named: list[tuple[str, dict[str, list[Path]]]] = []
-    used: set[str] = set()
-    for files in sorted(sessions.values(), key=lambda s: min(p.name for v in s.values() for p in v)):
-        first = min((p for v in files.values() for p in v), key=lambda p: p.name)
-        parts = first.name.split(".")
-        base = parts[3] if len(parts) > 3 and parts[3].isdigit() else first.name
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        named.append((name, files))
-    return named

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.events.reader import (
-    EventFileReader,
-    find_run_dirs,
-    is_event_file,
-    list_event_files,
-    scalar_value,
-)
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.events.summary import scalar_value
+from tbrewrite.logdir import is_event_file, runs
 from tbrewrite.events.framing import Damage
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
@@ -57,10 +53,10 @@ def _runs(path: Path) -> list[tuple[str, list[Path]]]:
         return [(".", [path])]
     if not path.is_dir():
         raise InputError(f"{path}: no such file or directory")
-    runs = [(os.path.relpath(d, path) if d != path else ".", list_event_files(d)) for d in find_run_dirs(path)]
-    if not runs:
+    found = [(folder.rel, list(folder.event_files)) for folder in runs(path)]
+    if not found:
         raise InputError(f"{path}: no event files found (names containing 'tfevents')")
-    return runs
+    return found
 
 
 def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = None) -> Iterator[ScalarRow]:
@@ -82,7 +78,7 @@ def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = 
         plugins: dict[str, str] = {}
         for file in files:
             reader = EventFileReader(file)
-            for event, _ in reader:
+            for event in reader.events():
                 if not event.HasField("summary"):
                     continue
                 for value in event.summary.value:

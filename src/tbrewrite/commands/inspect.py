@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.events.reader import EVENT_FILE_MARKER, is_event_file
+from tbrewrite.logdir import is_event_file, walk
+from tbrewrite.producers import GENERIC
 from tbrewrite.producers.keras import (
-    GENERIC,
     KERAS_FLAT,
     KERAS_SPLIT,
     TF49109_PARTIAL_WARNING,
@@ -217,7 +217,8 @@ def inspect_logdir(path: str | os.PathLike[str], *, resync: bool = False) -> Log
 def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator[InspectedRun]:
     """Yield one :class:`InspectedRun` per run under ``path``, each scanned as it is yielded.
 
-    Folders are walked in sorted order; symlinked folders are not followed.
+    Folders are walked as every command walks them (:func:`tbrewrite.logdir.walk`):
+    sorted, symlinked folders followed once each, unreadable ones an error.
 
     Args:
         path: str or PathLike. A folder, or a single event file.
@@ -237,16 +238,12 @@ def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator
         yield _inspect_run(".", root.parent, [root], root.parent, resync)
         return
     found = False
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        names = sorted(n for n in filenames if EVENT_FILE_MARKER in n)
-        files = [Path(dirpath) / n for n in names if (Path(dirpath) / n).is_file()]
+    for folder in walk(root):
+        files = sorted((*folder.event_files, *folder.placeholders), key=lambda f: f.name)
         if not files:
             continue
         found = True
-        run_dir = Path(dirpath)
-        run = run_dir.relative_to(root).as_posix()
-        yield _inspect_run(run, run_dir, files, root, resync)
+        yield _inspect_run(folder.rel, folder.path, files, root, resync)
     if not found:
         raise InputError(f"{root}: no event files found (names containing 'tfevents')")
 

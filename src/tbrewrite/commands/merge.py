@@ -3,24 +3,28 @@
 The run's tags are kept as they are (use ``convert --sidecar`` to convert and merge in
 one go); the sidecar's points are added as scalars with the rules of
 :mod:`tbrewrite.sidecars.place`. The run's event files are rewritten into one file in
-file order, like ``convert`` does for a single folder.
+file order by the engine, like ``convert`` does for a single folder. In place, the new
+file replaces the run's files through the journaled swap
+(:mod:`tbrewrite.output.swap`): killed at any point, the run is wholly old or wholly new
+after ``tbrewrite merge RUN --recover``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tbrewrite.commands.convertplan import plan_run
-from tbrewrite.engine.rewrite import RunReport, write_run
+from tbrewrite.commands.convert import RunReport
+from tbrewrite.commands.convertplan import plan_run, scan_run
+from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, OutputError, UsageError
-from tbrewrite.events.reader import list_event_files
-from tbrewrite.producers.keras import TagMapping, check_dir, is_split_run
+from tbrewrite.logdir import check_dir, list_event_files
+from tbrewrite.output.swap import JOURNAL_NAME, Swap, commit, pending_journals, recover, staged_name
+from tbrewrite.output.transaction import Transaction, check_output_folder
+from tbrewrite.producers.keras import TagMapping, is_split_run
 from tbrewrite.sidecars.read import read_sidecar
-from tbrewrite.sidecars.place import plan_merge
-from tbrewrite.events.writer import OutputSet, check_output_folder
 
 BACKUP_SUFFIX = ".tbrewrite-backup"
 
@@ -66,7 +70,8 @@ def merge(
 
     Raises:
         InputError: ``run`` is not a folder of event files.
-        UsageError: no sidecar given, or neither/both of ``out`` and ``in_place``.
+        UsageError: no sidecar given, neither/both of ``out`` and ``in_place``, or
+            ``backup_dir`` without ``in_place``.
         OutputError: ``out`` is unsafe or holds files; ``backup_dir`` is inside ``run``.
         SidecarError: a sidecar is malformed or matches nothing in the run.
     """
@@ -76,6 +81,14 @@ def merge(
         raise UsageError("give at least one --sidecar FILE")
     if (out is None) == (not in_place):
         raise UsageError("give exactly one of --out DIR and --in-place")
+    if backup_dir is not None and not in_place:
+        raise UsageError("--backup-dir needs --in-place")
+    pending = pending_journals(run)
+    if pending:
+        raise InputError(
+            f"{pending[0] / JOURNAL_NAME}: an in-place swap was interrupted here; "
+            f"run 'tbrewrite merge {run} --recover' first"
+        )
     files = list_event_files(run)
     if not files:
         hint = "; it is a Keras log_dir: use 'tbrewrite convert --sidecar'" if is_split_run(run) else ""
@@ -90,37 +103,57 @@ def merge(
         if backup.exists() and any(backup.iterdir()):
             raise OutputError(f"{backup}: backup folder already holds files")
     else:
+        assert out is not None
         target = Path(out)
-        _check_out(run, target, force)
-    plan = plan_run(".", run, target, mapping, resync=resync, files={"": files})
-    plan.tag_map = [{tag: tag for tag in tmap} for tmap in plan.tag_map]
-    plan.sidecars = parsed
-    merge_plan = plan_merge(plan, parsed, resync=resync, mapping=mapping)
-    if in_place and not merge_plan.events:
-        return RunReport(plan, sidecars=merge_plan.reports)  # nothing to add: leave the run alone
-    with OutputSet() as outputs:
+        check_output_folder(run, target, force=force, src_label="RUN", out_label="--out")
+    scan = scan_run(".", run, None, resync=resync, files={"": files})
+    plan = plan_run(scan, target, resync=resync, sidecars=parsed, mapping=mapping)
+    report = RunReport(plan, sidecars=plan.merge.reports)
+    if in_place and not plan.merge.events:
+        return report  # nothing to add: leave the run alone
+    output = plan.output
+    if in_place:
+        output = dataclasses.replace(output, path=run / staged_name(plan.out_name))
+    with Transaction() as outputs:
+        result = rewrite(output, outputs)
+        assert result.writer is not None
+        published = outputs.publish(outputs.stage(result.writer))
         if not in_place:
-            report = write_run(plan, outputs, resync=resync, merge=merge_plan)
             for stale in list_event_files(target):
-                if stale != report.output:
+                if stale != published:
                     stale.unlink()
-            return report
-        report = write_run(plan, outputs, resync=resync, merge=merge_plan, publish=False)
-        assert report.pending is not None
-        outputs.makedirs(backup)
-        moved: list[Path] = []
-        try:
-            for path in files:
-                shutil.move(str(path), str(backup / path.name))
-                moved.append(path)
-            report.output = outputs.publish(report.pending)
-        except BaseException:
-            for path in moved:
-                shutil.move(str(backup / path.name), str(path))
-            raise
-        report.pending = None
+    report.events_out = result.events_out
+    report.damage = result.damage
+    report.notes = result.notes
+    if not in_place:
+        report.output = published
+        return report
+    swap = Swap(run, backup.resolve(), tuple(f.name for f in files), ((published.name, plan.out_name),))
+    try:
+        commit(swap)
+    except OSError as e:
+        raise OutputError(
+            f"{run}: swap failed part-way ({e.strerror or e}); run 'tbrewrite merge {run} --recover' to finish it"
+        ) from None
+    except BaseException:
+        recover(run)
+        raise
+    report.output = run / plan.out_name
     return report
 
 
-def _check_out(run: Path, out: Path, force: bool) -> None:
-    check_output_folder(run, out, force=force, src_label="RUN", out_label="--out")
+def recover_interrupted(run: str | os.PathLike[str]) -> list[str]:
+    """Finish an in-place merge interrupted in ``run`` (see :mod:`tbrewrite.output.swap`).
+
+    Returns:
+        list of str, one line per folder repaired.
+
+    Raises:
+        InputError: ``run`` is not a folder, or a journal is unreadable.
+        OSError: a move failed.
+    """
+    run = Path(run)
+    check_dir(run, "RUN")
+    return recover(run)
+
+

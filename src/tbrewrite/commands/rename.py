@@ -6,7 +6,7 @@ own, in parallel across processes (:mod:`tbrewrite.parallel`), in two streaming 
 1. **Plan** (:mod:`tbrewrite.commands.renameplan`): every tag's new name or drop, and refusals
    of tags that would merge with overlapping steps. All runs are planned before a byte
    is written.
-2. **Write** (:mod:`tbrewrite.commands.rewrite_file`): one output event file per input event file,
+2. **Write** (:func:`tbrewrite.engine.rewrite.rewrite`): one output event file per input event file,
    with the same name, so TensorBoard orders them the same; untouched records are
    written back byte-identical.
 
@@ -19,19 +19,22 @@ renaming a renamed tree with the same rules changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tbrewrite.commands.renameplan import FilePlan, RunPlan, plan_run
+from tbrewrite.engine.plan import Header, OutputPlan, SourcePlan, TagAction
+from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, OutputError, TagCollisionError
-from tbrewrite.events.reader import find_run_dirs, is_event_file
-from tbrewrite.producers.keras import check_dir
-from tbrewrite.parallel import map_ordered
 from tbrewrite.events.framing import Damage
-from tbrewrite.commands.renameplan import RunPlan, plan_run
-from tbrewrite.commands.rewrite_file import FileResult, copy_prefix, mirror_file, rewrite_file, special_file
+from tbrewrite.logdir import check_dir, is_event_file, walk
+from tbrewrite.logdir import runs as run_folders
+from tbrewrite.output.files import copy_prefix, mirror_file, naming_output, special_file
+from tbrewrite.parallel import map_ordered
 from tbrewrite.rules import RuleSet
 from tbrewrite.output.swap import (
     JOURNAL_NAME,
@@ -43,7 +46,7 @@ from tbrewrite.output.swap import (
     recover,
     staged_name,
 )
-from tbrewrite.events.writer import OutputSet, check_output_folder
+from tbrewrite.output.transaction import Transaction, check_output_folder
 
 
 @dataclass
@@ -94,34 +97,91 @@ def _plan_task(task: tuple[str, Path, RuleSet, bool]) -> RunPlan:
     return plan_run(run, run_dir, rules, resync=resync)
 
 
+@dataclass
+class FileResult:
+    """What rewriting one event file did.
+
+    Attributes:
+        name: str. The file name (input and output).
+        events_in: int. Valid records read (file_version included).
+        events_out: int. Records written (file_version included).
+        values_renamed: int. Summary values whose tag changed.
+        values_dropped: int. Summary values removed.
+        changed: bool. Some record differs from the input's (damage aside).
+        output: Path or None. The file written; None if nothing was (no valid record,
+            or in place and unchanged).
+        damage: list of Damage found while writing beyond the scan's (a file changed
+            after it was planned).
+        notes: list of str.
+    """
+
+    name: str
+    events_in: int = 0
+    events_out: int = 0
+    values_renamed: int = 0
+    values_dropped: int = 0
+    changed: bool = False
+    output: Path | None = None
+    damage: list[Damage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _output_plan(plan: RunPlan, fp: FilePlan, dst: Path, resync: bool) -> OutputPlan:
+    """The engine's plan for one event file: its tags renamed or dropped, the first
+    value of each renamed tag given the tag's metadata, everything else untouched."""
+    actions = {}
+    for tag in fp.tags:
+        tp = plan.tags[tag]
+        first = plan.metadata.get(tag) if tp.changed and tp.new is not None else None
+        actions[tag] = TagAction(tp.new, first)
+    return OutputPlan(dst, (SourcePlan(fp.path.name, (fp.source,), actions),), Header.KEEP, resync=resync)
+
+
 def _write_task(task: tuple[RunPlan, list[Path], bool, bool]) -> list[FileResult]:
     """Write every file of one run to its target; on failure remove what was written.
 
     A file holding none of the tags the rules change is copied byte for byte (its valid
-    records) when ``keep_unchanged``, and left alone otherwise (in place).
+    records) when ``keep_unchanged`` -- unless it changed since it was planned, when the
+    engine reads and checks it -- and left alone otherwise (in place).
     """
     plan, targets, keep_unchanged, resync = task
     changes = plan.changes
     results: list[FileResult] = []
-    try:
+    with Transaction() as outputs:
         for fp, dst in zip(plan.files, targets):
             if fp.tags.isdisjoint(changes) and not fp.resynced:
                 result = FileResult(fp.path.name, fp.records, fp.records)
-                if keep_unchanged and fp.records:
-                    copy_prefix(fp.path, dst, fp.end)
+                if not keep_unchanged or not fp.records:
+                    results.append(result)
+                    continue
+                if copy_prefix(fp.path, dst, fp.end, fp.source.stamp):
+                    outputs.add_file(dst)
                     result.output = dst
-            else:
-                result = rewrite_file(
-                    fp.path, dst, changes, plan.metadata,
-                    end=fp.end, keep_unchanged=keep_unchanged, resync=resync,
-                )
+                    results.append(result)
+                    continue
+            with _naming_output(fp.path, dst):
+                written = rewrite(_output_plan(plan, fp, dst, resync), outputs)
+            result = FileResult(
+                fp.path.name, written.events_in, written.events_out, written.values_renamed,
+                written.values_dropped, written.changed, None, written.damage, written.notes,
+            )
+            if written.writer is not None:
+                if written.changed or keep_unchanged:
+                    with _naming_output(fp.path, dst):
+                        result.output = outputs.publish(outputs.stage(written.writer))
+                else:
+                    written.writer.abort()
             results.append(result)
-    except BaseException:
-        for r in results:
-            if r.output is not None:
-                r.output.unlink(missing_ok=True)
-        raise
     return results
+
+
+@contextlib.contextmanager
+def _naming_output(src: Path, dst: Path) -> Iterator[None]:
+    """Name ``dst`` in write errors (``src`` in read errors that name it)."""
+    try:
+        yield
+    except OSError as e:
+        raise naming_output(e, src, dst) from None
 
 
 def discover(logdir: Path, globs: Sequence[str] = ()) -> list[tuple[str, Path]]:
@@ -132,12 +192,11 @@ def discover(logdir: Path, globs: Sequence[str] = ()) -> list[tuple[str, Path]]:
     ``globs`` is empty or any glob matches its name (:func:`fnmatch.fnmatchcase`;
     ``*`` also matches ``/``).
     """
-    runs = []
-    for d in find_run_dirs(logdir):
-        rel = d.relative_to(logdir).as_posix()
-        if not globs or any(fnmatch.fnmatchcase(rel, g) for g in globs):
-            runs.append((rel, d))
-    return runs
+    return [
+        (folder.rel, folder.path)
+        for folder in run_folders(logdir)
+        if not globs or any(fnmatch.fnmatchcase(folder.rel, g) for g in globs)
+    ]
 
 
 def rename(
@@ -163,7 +222,7 @@ def rename(
         out: folder for a mirrored output tree (new or empty unless ``force``; neither
             ``logdir`` nor inside it). Every file that is not a rewritten event file is
             copied unchanged, a symlink as a symlink
-            (:func:`tbrewrite.commands.rewrite_file.mirror_file`); a named pipe, socket or device is
+            (:func:`tbrewrite.output.files.mirror_file`); a named pipe, socket or device is
             skipped with a line in ``warnings``.
         in_place: bool. Replace the runs' event files instead; originals go to
             ``backup_dir``. Exactly one of ``out`` and ``in_place`` (either or none
@@ -222,7 +281,7 @@ def rename(
     backup = _backup_dir(logdir, Path(backup_dir) if backup_dir is not None else None) if in_place else None
     selected = discover(logdir, runs)
     if not selected:
-        if runs and any(True for _ in find_run_dirs(logdir)):
+        if runs and any(True for _ in run_folders(logdir)):
             raise InputError(f"{logdir}: no run matches --runs {' '.join(repr(g) for g in runs)}")
         raise InputError(f"{logdir}: no event files found (names containing 'tfevents')")
     tasks = [(rel, d, rules, resync) for rel, d in selected]
@@ -291,11 +350,12 @@ def _write_out(
 ) -> None:
     """Write the mirrored tree: rewritten event files of the runs, every other file copied.
 
-    Symlinks to folders are copied as symlinks too (``os.walk`` lists them among the
-    folders, without following them).
+    The tree is walked as every command walks it (:func:`tbrewrite.logdir.walk`):
+    symlinked folders are followed and come out as folders; other symlinks are copied
+    as symlinks.
     """
     rewritten = {f.path for r in report.runs for f in r.plan.files}
-    with OutputSet() as outputs:
+    with Transaction() as outputs:
         tasks = []
         for run in report.runs:
             target_dir = outputs.makedirs(out / run.plan.run)
@@ -304,18 +364,15 @@ def _write_out(
                 outputs.add_file(target)
             tasks.append((run.plan, targets, True, resync))
         written = {t for _, targets, _, _ in tasks for t in targets}
-        for dirpath, dirnames, filenames in os.walk(logdir):
-            dirnames.sort()
-            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-            for name in sorted(filenames + links):
-                src = Path(dirpath) / name
-                if src in rewritten or name.startswith(LEFTOVER_PREFIXES):
+        for folder in walk(logdir):
+            for src in sorted((*folder.event_files, *folder.placeholders, *folder.other_files)):
+                if src in rewritten or src.name.startswith(LEFTOVER_PREFIXES):
                     continue
                 skipped = special_file(src)
                 if skipped is not None:
                     report.warnings.append(f"{src}: skipped: {skipped}")
                     continue
-                dst = out / src.relative_to(logdir)
+                dst = out / folder.rel / src.name
                 outputs.makedirs(dst.parent)
                 outputs.add_file(dst)
                 mirror_file(src, dst)
@@ -363,7 +420,7 @@ def _write_in_place(
             run.files = files
             run.replaced = [f.name for f in files if f.output is not None]
             if run.replaced:
-                swaps.append(Swap(run.plan.run_dir, backup / run.plan.run, tuple(run.replaced)))
+                swaps.append(Swap.replacing(run.plan.run_dir, backup / run.plan.run, tuple(run.replaced)))
         for swap in swaps:
             for name in swap.names:
                 if (swap.backup_dir / name).exists():

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
 
-from tbrewrite.events.reader import list_event_files
+from tbrewrite.engine.plan import SourceFile
+from tbrewrite.logdir import list_event_files
 from tbrewrite.events.framing import Damage
 from tbrewrite.rules import RuleSet
 from tbrewrite.engine.scan import scan_files
@@ -59,6 +60,7 @@ class FilePlan:
             file size when the pass began.
         resynced: bool. Damage was read past (``resync``): the valid records are not
             one prefix of the file.
+        source: SourceFile. The engine's view of the file (size, fingerprints).
     """
 
     path: Path
@@ -66,6 +68,7 @@ class FilePlan:
     records: int
     end: int
     resynced: bool
+    source: SourceFile
 
 
 @dataclass
@@ -138,7 +141,9 @@ def plan_run(run: str, run_dir: Path, rules: RuleSet, *, resync: bool = False) -
         (stats,) = scan.files
         damage = stats.damage
         end = damage[0].offset if damage and not resync else stats.bytes
-        plan.files.append(FilePlan(path, frozenset(scan.tags), stats.records, end, bool(damage) and resync))
+        plan.files.append(
+            FilePlan(path, frozenset(scan.tags), stats.records, end, bool(damage) and resync, SourceFile.from_stats(stats))
+        )
         plan.damage += damage
         plan.events += scan.events
         for tag, ts in scan.tags.items():

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
 
-from tbrewrite.events.reader import EventFileReader, value_form, value_kind
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.events.summary import value_form, value_kind
 from tbrewrite.events.wire import STEP, TAG, WALL_TIME, has_metadata
-from tbrewrite.events.framing import Damage
+from tbrewrite.events.framing import Checkpoint, Damage, FileStamp
 
 
 @dataclass
@@ -72,6 +73,9 @@ class FileStats:
         bytes: int. File size.
         damage: list of Damage.
         first_wall_time: float or None. wall_time of the first event.
+        checkpoints: tuple of Checkpoint: fingerprints of the records read, the last
+            one covering them all, so a rewrite can prove it reads the same records.
+        stamp: FileStamp or None. The file as the scan opened it.
     """
 
     path: Path
@@ -79,6 +83,14 @@ class FileStats:
     bytes: int = 0
     damage: list[Damage] = field(default_factory=list)
     first_wall_time: float | None = None
+    checkpoints: tuple[Checkpoint, ...] = ()
+    stamp: FileStamp | None = None
+
+    @property
+    def end(self) -> int:
+        """Bytes holding the records a rewrite reads without resync: up to the first
+        damage, else the whole file as scanned."""
+        return min((d.offset for d in self.damage), default=self.bytes)
 
 
 @dataclass
@@ -137,23 +149,20 @@ def scan_files(
     for path in paths:
         reader = EventFileReader(path, resync=resync)
         stats = FileStats(Path(path))
-        for peeked, event, data in reader.lazy():
+        for record in reader:
+            peeked = record.peek
             if peeked is not None:
                 if stats.first_wall_time is None:
                     stats.first_wall_time = peeked[WALL_TIME]
                 name = names.get(peeked[TAG])
                 ts = tags.get(name) if name is not None else None
-                if ts is not None and (ts.metadata is not None or has_metadata(data, peeked) is False):
+                if ts is not None and (ts.metadata is not None or has_metadata(record.data, peeked) is False):
                     kinds["summary"] += 1
                     _observe(ts, peeked[STEP], peeked[WALL_TIME], backwards_limit)
                     continue
-                event = reader.decode(data)
-                if event is None:
-                    if resync:
-                        continue
-                    break
-                if name is None and len(event.summary.value) == 1:
-                    names[peeked[TAG]] = event.summary.value[0].tag
+            event = record.event
+            if peeked is not None and name is None and len(event.summary.value) == 1:
+                names[peeked[TAG]] = event.summary.value[0].tag
             what = event.WhichOneof("what")
             kinds[what or "empty"] += 1
             if stats.first_wall_time is None:
@@ -189,6 +198,8 @@ def scan_files(
         stats.records = reader.records
         stats.bytes = reader.size
         stats.damage = reader.damage
+        stats.checkpoints = tuple(reader.checkpoints)
+        stats.stamp = reader.stamp
         scan.events += reader.records
         scan.files.append(stats)
     return scan

@@ -20,6 +20,8 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
+from typing import BinaryIO
 
 import google_crc32c
 
@@ -31,11 +33,41 @@ MASK_DELTA = 0xA282EAD8
 DEFAULT_CHUNK_SIZE = 1 << 20
 _GOOD_HEADERS = 4096
 
-TRUNCATED = "truncated"
-CRC_MISMATCH = "crc_mismatch"
-NOT_AN_EVENT_FILE = "not_an_event_file"
-INVALID_EVENT = "invalid_event"
-DAMAGE_KINDS = (TRUNCATED, CRC_MISMATCH, NOT_AN_EVENT_FILE, INVALID_EVENT)
+
+
+class DamageKind(str, Enum):
+    """What is wrong with a damaged stretch of an event file (the ``kind`` in reports).
+
+    TensorBoard's Rust reader draws the same lines (``tf_record.rs`` ``ReadRecordError``:
+    ``Truncated`` is resumable, a bad checksum is not; ``event_file.rs`` adds
+    ``InvalidProto``).
+    """
+
+    TRUNCATED = "truncated"
+    """The file ends inside a record (normal for a run still being written or killed)."""
+    CRC_MISMATCH = "crc_mismatch"
+    """A length or data checksum fails."""
+    NOT_AN_EVENT_FILE = "not_an_event_file"
+    """The very first record is invalid (e.g. a CSV named like an event file)."""
+    INVALID_EVENT = "invalid_event"
+    """The checksums hold but the bytes are not an ``Event`` protobuf."""
+    CHANGED = "changed"
+    """A rewrite found the file's records differ from what its first pass read (the
+    file was replaced or rewritten between the two passes)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TRUNCATED = DamageKind.TRUNCATED
+CRC_MISMATCH = DamageKind.CRC_MISMATCH
+NOT_AN_EVENT_FILE = DamageKind.NOT_AN_EVENT_FILE
+INVALID_EVENT = DamageKind.INVALID_EVENT
+CHANGED = DamageKind.CHANGED
+DAMAGE_KINDS = tuple(DamageKind)
+CHECKPOINT_RECORDS = 1 << 16
+"""Every this many records, :class:`RecordReader` notes a :class:`Checkpoint`."""
+_DIGEST_MASK = (1 << 64) - 1
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -67,10 +99,7 @@ class Damage:
 
     Attributes:
         path: str. The event file.
-        kind: str. ``"truncated"`` (the file ends inside a record), ``"crc_mismatch"``
-            (a length or data checksum fails), ``"not_an_event_file"`` (the very first
-            record is invalid) or ``"invalid_event"`` (checksums hold but the bytes are
-            not an ``Event`` protobuf).
+        kind: DamageKind.
         offset: int. Byte offset of the first bad record.
         records_before: int. Valid records read from the file before ``offset``.
         detail: str. What exactly is wrong, e.g. ``"data checksum mismatch: got
@@ -81,7 +110,7 @@ class Damage:
     """
 
     path: str
-    kind: str
+    kind: DamageKind
     offset: int
     records_before: int
     detail: str
@@ -98,12 +127,51 @@ class Damage:
     def to_dict(self) -> dict[str, object]:
         """Return the JSON form used by ``inspect --json``."""
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "offset": self.offset,
             "records_before": self.records_before,
             "detail": self.detail,
             "resumed_at": self.resumed_at,
         }
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """Who a file was when it was opened: device, inode, size and mtime (ns).
+
+    A byte copy that finds the same stamp copies the bytes a scan read; a different one
+    means the file was replaced, truncated or appended to in between.
+    """
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, fd: int) -> FileStamp:
+        """Return the stamp of an open file."""
+        st = os.fstat(fd)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A fingerprint of the first ``records`` valid records of a file.
+
+    A second pass over a file compares its own checkpoints with the first pass's: equal
+    ones prove (up to a 64-bit hash collision) that the records read so far are the
+    ones the first pass read, so a file replaced or rewritten in between is noticed.
+
+    Attributes:
+        records: int. Valid records counted.
+        end: int. Byte offset just past the last of them.
+        digest: int. 64-bit hash of their stored data CRCs, in order.
+    """
+
+    records: int
+    end: int
+    digest: int
 
 
 class RecordReader:
@@ -129,6 +197,12 @@ class RecordReader:
         offset: int. Byte offset where the most recently yielded record starts.
         size: int. Bytes read: the file size when the reader opened it, at most
             ``limit``.
+        file_size: int. The file's size when the reader opened it (``limit`` aside).
+        stamp: FileStamp or None. The file as it was opened.
+        end: int. Byte offset just past the last valid record read.
+        digest: int. Fingerprint of the valid records read so far (see
+            :class:`Checkpoint`).
+        checkpoints: list of Checkpoint, one every :data:`CHECKPOINT_RECORDS` records.
 
     Raises:
         OSError: if the file cannot be opened or read; ``filename`` is always set.
@@ -156,11 +230,18 @@ class RecordReader:
         self.records = 0
         self.offset = 0
         self.size = 0
+        self.file_size = 0
+        self.stamp: FileStamp | None = None
+        self.end = 0
+        self.digest = 0
+        self._before_last = (0, 0, 0)
+        self.checkpoints: list[Checkpoint] = []
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             with open(self.path, "rb", buffering=0) as f:
-                self.size = os.fstat(f.fileno()).st_size
+                self.stamp = FileStamp.of(f.fileno())
+                self.size = self.file_size = self.stamp.size
                 if self.limit is not None:
                     self.size = min(self.size, self.limit)
                 yield from self._read(f)
@@ -169,7 +250,7 @@ class RecordReader:
                 raise
             raise OSError(e.errno, e.strerror or str(e), self.path) from e
 
-    def _read(self, f) -> Iterator[bytes]:  # noqa: ANN001 - a raw binary file
+    def _read(self, f: BinaryIO) -> Iterator[bytes]:
         chunk_size = self.chunk_size
         size = self.size
         crc = _crc
@@ -192,7 +273,7 @@ class RecordReader:
                         stored = unpack32(buf, end - FOOTER_LENGTH)[0]
                         if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF == stored:
                             self.offset = base + pos
-                            self.records += 1
+                            self._count(stored, base + end)
                             pos = end
                             yield data
                             continue
@@ -243,7 +324,7 @@ class RecordReader:
                         data_crc = _masked(crc(data))
                         if data_crc == stored:
                             self.offset = offset
-                            self.records += 1
+                            self._count(stored, offset + need)
                             yield data
                             continue
                         bad = CRC_MISMATCH, (
@@ -264,7 +345,7 @@ class RecordReader:
                         if data_crc == stored:
                             pos += need
                             self.offset = offset
-                            self.records += 1
+                            self._count(stored, offset + need)
                             yield data
                             continue
                         bad = CRC_MISMATCH, (
@@ -276,13 +357,33 @@ class RecordReader:
             buf, base, pos = b"", resume, 0
             f.seek(resume)
 
-    def _stop(self, kind: str, offset: int, detail: str) -> None:
+    def checkpoint(self) -> Checkpoint:
+        """Return the fingerprint of every valid record read so far."""
+        return Checkpoint(self.records, self.end, self.digest)
+
+    def retract(self) -> None:
+        """Uncount the record yielded last (a caller found it is not an Event and stops
+        there), so counts and fingerprints cover exactly the records before it."""
+        self.records, self.end, self.digest = self._before_last
+        if self.checkpoints and self.checkpoints[-1].records > self.records:
+            self.checkpoints.pop()
+
+    def _count(self, crc: int, end: int) -> None:
+        """Count one valid record (its stored data CRC ``crc``, ending at byte ``end``)."""
+        self._before_last = (self.records, self.end, self.digest)
+        self.records += 1
+        self.end = end
+        self.digest = ((self.digest * 0x100000001B3) ^ crc) & _DIGEST_MASK
+        if not self.records % CHECKPOINT_RECORDS:
+            self.checkpoints.append(Checkpoint(self.records, end, self.digest))
+
+    def _stop(self, kind: DamageKind, offset: int, detail: str) -> None:
         if offset == 0 and self.records == 0 and kind == CRC_MISMATCH:
             kind = NOT_AN_EVENT_FILE
             detail = f"first record is invalid: {detail}"
         self.damage.append(Damage(self.path, kind, offset, self.records, detail))
 
-    def _damaged(self, f, kind: str, offset: int, detail: str) -> int | None:  # noqa: ANN001
+    def _damaged(self, f: BinaryIO, kind: DamageKind, offset: int, detail: str) -> int | None:
         """Record damage at ``offset``; return where to resume, or None to stop."""
         self._stop(kind, offset, detail)
         if not self.resync:

@@ -1,198 +1,130 @@
-"""Event files, runs and logdirs: discovery, and decoding records into ``Event`` protos.
+"""Decoding an event file's records into typed :class:`Record` objects.
 
-Discovery follows TensorBoard: a file is an event file when its basename contains
-``tfevents`` (``tensorboard/backend/event_processing/io_wrapper.py``;
-``data/server/logdir.rs``), names ending in ``.profile-empty`` (profiler placeholders)
-are skipped as the Python loader does, a *run* is a directory holding event files, and
-the files of a run are ordered lexicographically by name (``data/server/run.rs``),
-which for TensorFlow's zero-padded ``events.out.tfevents.<secs>.<host>`` names is
-start-time order. Symlinked directories are not followed (``os.walk`` default), so a
-symlink loop inside a logdir is harmless; a symlink that leads nowhere (dangling, or a
-loop) is not a file and is skipped, as a dangling one is.
+:class:`EventFileReader` wraps :class:`tbrewrite.events.framing.RecordReader` and
+yields one :class:`Record` per valid record: its bytes, offset, and -- for the common
+one-value shape -- its wire-level :data:`~tbrewrite.events.wire.Peek`; the ``Event``
+protobuf is decoded only when asked for. A record whose checksums hold but whose bytes
+do not decode as an ``Event`` stops the file like any other damage (``invalid_event``;
+``not_an_event_file`` if it is the first record), as TensorBoard's data server marks
+such a file dead (``data/server/event_file.rs``).
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 from google.protobuf.message import DecodeError
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2
 
+from tbrewrite.errors import InvalidEventError
 from tbrewrite.events.framing import (
     FOOTER_LENGTH,
     HEADER_LENGTH,
     INVALID_EVENT,
     NOT_AN_EVENT_FILE,
+    Checkpoint,
     Damage,
+    FileStamp,
     RecordReader,
 )
-from tbrewrite.events.wire import Peek, peek
+from tbrewrite.events.wire import WALL_TIME, Peek, peek
 
 Event = event_pb2.Event
-Summary = summary_pb2.Summary
-SummaryMetadata = summary_pb2.SummaryMetadata
-
-EVENT_FILE_MARKER = "tfevents"
-_DT_FLOAT = 1
-_DT_DOUBLE = 2
-_F32 = struct.Struct("<f")
-_F64 = struct.Struct("<d")
 _VALIDATE_ARENA_BYTES = 4 << 20
-FILE_VERSION = "brain.Event:2"
-
-_PLUGIN_KINDS = {
-    "scalars": "scalar",
-    "histograms": "histogram",
-    "images": "image",
-    "audio": "audio",
-    "text": "text",
-    "hparams": "hparams",
-    "pr_curves": "pr_curve",
-    "mesh": "mesh",
-    "custom_scalars": "custom_scalars",
-}
 
 
-def is_event_file(name: str) -> bool:
-    """Return True if TensorBoard would load a file of this basename as an event file."""
-    return EVENT_FILE_MARKER in name and not name.endswith(".profile-empty")
+class Record:
+    """One valid record of an event file.
 
-
-def list_event_files(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Return the event files directly inside ``run_dir``, in TensorBoard's order.
-
-    Args:
-        run_dir: str or PathLike. A directory.
-
-    Returns:
-        list of Path, sorted lexicographically by name; regular files (or symlinks to
-        them) whose names contain ``tfevents``, ``*.profile-empty`` excluded. Symlinks
-        that lead to no file (dangling, or a loop: ``ELOOP``) are skipped.
+    Attributes:
+        data: bytes. The serialized ``Event`` (the record's payload, unframed).
+        offset: int. Byte offset of the record's frame in its file.
+        peek: Peek or None. Wall_time, step and tag read from the bytes, for a record of
+            the common one-value shape (:func:`tbrewrite.events.wire.peek`); else None.
     """
-    run_dir = Path(run_dir)
-    try:
-        entries = sorted(os.scandir(run_dir), key=lambda e: e.name)
-    except FileNotFoundError:
-        return []
-    return [run_dir / e.name for e in entries if is_event_file(e.name) and _is_file(e)]
 
+    __slots__ = ("_event", "data", "offset", "peek")
 
-def _is_file(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_file(follow_symlinks=True)
-    except OSError:  # a symlink loop (ELOOP) leads to no file
-        return False
+    def __init__(self, data: bytes, offset: int, peek: Peek | None, event: event_pb2.Event | None) -> None:
+        self.data = data
+        self.offset = offset
+        self.peek = peek
+        self._event = event
 
+    @property
+    def wall_time(self) -> float:
+        """The event's wall_time: float seconds since the Unix epoch."""
+        if self.peek is not None:
+            return float(self.peek[WALL_TIME])
+        return self.event.wall_time
 
-def find_run_dirs(logdir: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield every directory under ``logdir`` (itself included) holding event files.
+    @property
+    def event(self) -> event_pb2.Event:
+        """The decoded ``Event`` (decoded on first use, then kept).
 
-    Directories are visited in sorted order; symlinked directories are not followed.
-
-    Raises:
-        OSError: a folder under ``logdir`` cannot be listed (e.g. permission denied):
-            silently leaving its runs out would make a "mirrored" tree incomplete.
-    """
-    for dirpath, dirnames, filenames in os.walk(logdir, onerror=_raise):
-        dirnames.sort()
-        if any(is_event_file(name) for name in filenames):
-            if list_event_files(dirpath):
-                yield Path(dirpath)
-
-
-def _raise(error: OSError) -> None:
-    raise error
-
-
-def value_kind(value: summary_pb2.Summary.Value, plugin_name: str) -> str:
-    """Classify a summary value as TensorBoard's dashboards would.
-
-    Args:
-        value: Summary.Value.
-        plugin_name: str. The plugin name from the first metadata seen for this tag
-            (empty if none was seen).
-
-    Returns:
-        str: ``scalar``, ``histogram``, ``image``, ``audio``, ``text``, ``hparams``,
-        ``graph``, ``pr_curve``, ``mesh``, ``custom_scalars`` or ``tensor``.
-    """
-    which = value.WhichOneof("value")
-    if which == "simple_value":
-        return "scalar"
-    if which == "histo" or which == "obsolete_old_style_histogram":
-        return "histogram"
-    if which == "image":
-        return "image"
-    if which == "audio":
-        return "audio"
-    if plugin_name.startswith("graph"):
-        return "graph"
-    return _PLUGIN_KINDS.get(plugin_name, "tensor")
-
-
-def scalar_value(value: summary_pb2.Summary.Value) -> float | None:
-    """Return a scalar summary value as a float, or None if it is not a scalar."""
-    which = value.WhichOneof("value")
-    if which == "simple_value":
-        return value.simple_value
-    if which != "tensor" or value.tensor.tensor_shape.dim:
-        return None
-    t = value.tensor
-    if t.dtype == _DT_FLOAT:
-        if t.float_val:
-            return t.float_val[0]
-        if len(t.tensor_content) == 4:
-            return _F32.unpack(t.tensor_content)[0]
-    if t.dtype == _DT_DOUBLE:
-        if t.double_val:
-            return t.double_val[0]
-        if len(t.tensor_content) == 8:
-            return _F64.unpack(t.tensor_content)[0]
-    return None
-
-
-def value_form(value: summary_pb2.Summary.Value) -> str:
-    """Return the stored form of a value: ``simple_value``, ``tensor``, ``histo``, ..."""
-    return value.WhichOneof("value") or "empty"
-
-
-def event_kind(event: event_pb2.Event) -> str:
-    """Return which field of the ``Event.what`` oneof is set (``summary``, ``graph_def``, ...)."""
-    return event.WhichOneof("what") or "empty"
+        Raises:
+            InvalidEventError: the bytes are not an Event; only possible for a record
+                read with ``check=False`` (the reader checks every other one).
+        """
+        if self._event is None:
+            try:
+                self._event = Event.FromString(self.data)
+            except DecodeError as e:
+                raise InvalidEventError(
+                    f"record at byte {self.offset} is not an Event protobuf ({e})", offset=self.offset
+                ) from None
+        return self._event
 
 
 class EventFileReader:
-    """Stream ``(event, record_bytes)`` pairs from one event file, recording damage.
-
-    Wraps :class:`tbrewrite.events.framing.RecordReader`. A record whose checksums hold but
-    whose bytes do not decode as an ``Event`` stops the file like any other damage
-    (``invalid_event``; ``not_an_event_file`` if it is the first record), as
-    TensorBoard's data server marks such a file dead (``event_file.rs``).
+    """Stream the :class:`Record` objects of one event file, recording damage.
 
     Args:
         path: str or PathLike. The event file.
         resync: bool. After damage, continue from the next valid record.
         limit: int or None. Read only the first ``limit`` bytes (see
             :class:`tbrewrite.events.framing.RecordReader`).
+        check: bool. Parse every peeked record once to prove it is an ``Event``
+            (about 0.5 us each, into one reused message). ``False`` is for a second
+            pass over bytes a first pass has checked, whose :attr:`checkpoints` the
+            caller compares with the first pass's.
+        peek: bool. Peek common-shape records instead of decoding them (False decodes
+            every record as it is read).
 
     Attributes:
         damage: list of Damage, once iteration ends.
-        records: int. Records read.
-        offset: int. Byte offset where the record of the most recently yielded event
-            starts.
-        size: int. File size in bytes.
+        records: int. Valid Event records read.
+        offset: int. Byte offset where the most recently yielded record starts.
+        size: int. Bytes the reader may read (the file size at open, at most ``limit``).
+        file_size: int. The file size when it was opened.
+        checkpoints: fingerprints of the records read (see
+            :class:`tbrewrite.events.framing.Checkpoint`).
+
+    Raises:
+        OSError: the file cannot be opened or read; ``filename`` is set.
+
+    Example:
+        >>> for record in EventFileReader("events.out.tfevents.1700000000.host"):  # doctest: +SKIP
+        ...     print(record.offset, record.event.step)
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, resync: bool = False, limit: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        resync: bool = False,
+        limit: int | None = None,
+        check: bool = True,
+        peek: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         self._records = RecordReader(path, resync=resync, limit=limit)
         self.resync = resync
+        self.check = check
+        self.peek = peek
         self.invalid: list[Damage] = []
+        self._skipped = 0
 
     @property
     def damage(self) -> list[Damage]:
@@ -200,7 +132,7 @@ class EventFileReader:
 
     @property
     def records(self) -> int:
-        return self._records.records - len(self.invalid)
+        return self._records.records - self._skipped
 
     @property
     def offset(self) -> int:
@@ -210,35 +142,34 @@ class EventFileReader:
     def size(self) -> int:
         return self._records.size
 
-    def __iter__(self) -> Iterator[tuple[event_pb2.Event, bytes]]:
-        for _, event, data in self._iter(lazy=False):
-            yield event, data
+    @property
+    def file_size(self) -> int:
+        return self._records.file_size
 
-    def lazy(self, *, check: bool = True) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
-        """Yield ``(peek, event, record_bytes)`` with exactly one of peek and event set.
+    @property
+    def stamp(self) -> FileStamp | None:
+        return self._records.stamp
 
-        A record of the common one-value shape (:func:`tbrewrite.events.wire.peek`) comes with
-        its :class:`~tbrewrite.events.wire.Peek` and ``event=None``; it is still parsed, into
-        one reused message (about 0.5 us, no Python objects), so that exactly the records
-        :meth:`__iter__` yields are yielded and the same damage is reported: a peeked
-        record whose bytes past the tag are not protobuf is an ``invalid_event``, never
-        copied into an output TensorBoard would stop reading at. Any other record is
-        decoded as :meth:`__iter__` does. ``check=False`` skips that parse, for a second
-        pass over bytes a first pass has already checked.
-        """
-        return self._iter(lazy=True, check=check)
+    @property
+    def periodic_checkpoints(self) -> list[Checkpoint]:
+        """The fingerprints taken every :data:`~tbrewrite.events.framing.CHECKPOINT_RECORDS`
+        records so far (the reader's own list: it grows while reading)."""
+        return self._records.checkpoints
 
-    def decode(self, data: bytes) -> event_pb2.Event | None:
-        """Decode the record :meth:`lazy` yielded last; None if it is not an Event.
+    @property
+    def checkpoints(self) -> list[Checkpoint]:
+        """Fingerprints taken every :data:`~tbrewrite.events.framing.CHECKPOINT_RECORDS`
+        records, then one of every record read so far."""
+        return [*self._records.checkpoints, self._records.checkpoint()]
 
-        A record that does not decode is recorded as damage, exactly as :meth:`__iter__`
-        would; the caller then stops reading the file unless resyncing.
-        """
-        try:
-            return Event.FromString(data)
-        except DecodeError as e:
-            self._invalid(data, e)
-            return None
+    def events(self) -> Iterator[event_pb2.Event]:
+        """Yield every valid record's decoded ``Event``, in file order."""
+        for record in self._iter(lazy=False):
+            yield record.event
+
+    def __iter__(self) -> Iterator[Record]:
+        """Yield every valid record; with ``peek``, common-shape ones peeked and not decoded."""
+        return self._iter(lazy=self.peek)
 
     def _invalid(self, data: bytes, error: DecodeError) -> None:
         offset = self._records.offset
@@ -250,8 +181,9 @@ class EventFileReader:
             Damage(self.path, kind, offset, self.records - 1, detail, resumed_at if self.resync else None)
         )
 
-    def _iter(self, *, lazy: bool, check: bool = True) -> Iterator[tuple[Peek | None, event_pb2.Event | None, bytes]]:
+    def _iter(self, *, lazy: bool) -> Iterator[Record]:
         parse = Event.FromString
+        check = self.check
         # One reused message checks peeked records; upb keeps what each parse allocates
         # in the message's arena until the message goes, so it is replaced every few MiB
         # to keep memory flat.
@@ -273,6 +205,8 @@ class EventFileReader:
             except DecodeError as e:
                 self._invalid(data, e)
                 if not self.resync:
+                    reader.retract()
                     return
+                self._skipped += 1
                 continue
-            yield peeked, event, data
+            yield Record(data, reader.offset, peeked, event)

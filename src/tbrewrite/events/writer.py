@@ -6,30 +6,28 @@ flushed, fsynced, and renamed into place; the directory is fsynced after the ren
 Every file starts with ``Event{file_version: "brain.Event:2"}``, as every TensorFlow
 and TensorBoard writer does (``tensorboard/summary/writer/event_file_writer.py``).
 
-An :class:`OutputSet` groups the files of one command: if the command fails, every
-temporary file is removed, every file it already published is removed again, and so are
-the directories it created, so an error leaves nothing behind.
+Grouping the files of one command, so that an error removes them all, is
+:mod:`tbrewrite.output.transaction`'s job.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.errors import OutputError
-from tbrewrite.events.reader import FILE_VERSION
+from tbrewrite.events.summary import FILE_VERSION
 from tbrewrite.events.framing import masked_crc32c
 
+EVENT_FILE_MARKER = "tfevents"
+"""TensorBoard loads a file only if its basename holds this (``io_wrapper.py``)."""
 WRITER_NAME = "tbrewrite"
 TEMP_PREFIX = ".tbrewrite-partial-"
 _BUFFER = 1 << 20
 _DIRECT = 1 << 16
-_SYNC_THREADS = 8
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
@@ -46,6 +44,12 @@ def output_file_name(wall_time: float, suffix: str = "tbrewrite") -> str:
         suffix: str. The part after the seconds.
     """
     return f"events.out.tfevents.{int(wall_time):010d}.{suffix}"
+
+
+def temp_path(path: Path) -> Path:
+    """Return where an output file is written before it is complete: a hidden name
+    beside ``path`` without ``tfevents``, which TensorBoard never loads."""
+    return path.with_name(TEMP_PREFIX + path.name.replace(EVENT_FILE_MARKER, "ev"))
 
 
 class EventFileWriter:
@@ -70,7 +74,7 @@ class EventFileWriter:
         self, path: str | os.PathLike[str], *, wall_time: float, header: bytes | None = None
     ) -> None:
         self.path = Path(path)
-        self.temp_path = self.path.with_name(TEMP_PREFIX + self.path.name.replace("tfevents", "ev"))
+        self.temp_path = temp_path(self.path)
         self._file = open(self.temp_path, "wb", buffering=_BUFFER)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -127,13 +131,19 @@ class EventFileWriter:
         self._flush()
         self._file.flush()
 
+    def finish(self) -> Path:
+        """Flush, fsync and close the file, still under its temporary name; return it."""
+        if not self._file.closed:
+            self.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        return self.temp_path
+
     def close(self) -> Path:
-        """Flush, fsync and rename the file into place; return its final path."""
+        """Finish the file and rename it into place; return its final path."""
         if self.closed:
             return self.path
-        self.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self.finish()
         os.replace(self.temp_path, self.path)
         fsync_dir(self.path.parent)
         self.closed = True
@@ -156,7 +166,7 @@ class EventFileWriter:
     def __enter__(self) -> EventFileWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -175,139 +185,3 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-class OutputSet:
-    """The files and directories one command creates, removed again if it fails.
-
-    Use as a context manager: on an exception (including KeyboardInterrupt) every
-    writer still open is aborted, every file published is deleted, and every directory
-    created is removed (deepest first, only if empty). Files published in the
-    background (``publish(..., wait=False)``: fsync and rename on a thread, so the
-    next file is being written while the disk syncs this one) are all waited for on
-    leaving the ``with`` block; a failure there rolls everything back too.
-    """
-
-    def __init__(self) -> None:
-        self._writers: list[EventFileWriter] = []
-        self._files: list[Path] = []
-        self._dirs: list[Path] = []
-        self._pool: ThreadPoolExecutor | None = None
-        self._background: list[Future[Path]] = []
-
-    def makedirs(self, path: str | os.PathLike[str]) -> Path:
-        """Create ``path`` and missing parents, remembering what was created."""
-        path = Path(path)
-        missing = []
-        p = path
-        while not p.exists():
-            missing.append(p)
-            if p.parent == p:
-                break
-            p = p.parent
-        for d in reversed(missing):
-            d.mkdir()
-            self._dirs.append(d)
-        return path
-
-    def open(self, path: str | os.PathLike[str], *, wall_time: float) -> EventFileWriter:
-        """Open an :class:`EventFileWriter` at ``path`` that this set will clean up."""
-        self.makedirs(Path(path).parent)
-        writer = EventFileWriter(path, wall_time=wall_time)
-        self._writers.append(writer)
-        return writer
-
-    def publish(self, writer: EventFileWriter, *, wait: bool = True) -> Path:
-        """Close ``writer`` (fsync, rename into place); return its final path.
-
-        With ``wait=False`` the fsync and rename run on a background thread; the file
-        is in place once the ``with`` block is left (or :meth:`wait` returns).
-        """
-        self._files.append(writer.path)
-        if wait:
-            return writer.close()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="tbrewrite-fsync")
-        self._background.append(self._pool.submit(writer.close))
-        return writer.path
-
-    def wait(self) -> None:
-        """Wait for every background publish; raise the first error."""
-        errors = []
-        for future in self._background:
-            try:
-                future.result()
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                errors.append(e)
-        self._background.clear()
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-        if errors:
-            raise errors[0]
-
-    def add_file(self, path: str | os.PathLike[str]) -> None:
-        """Remember a file created by other means (e.g. a copied non-event file)."""
-        self._files.append(Path(path))
-
-    def rollback(self) -> None:
-        """Delete everything this set created."""
-        try:
-            self.wait()
-        except BaseException:  # noqa: BLE001 - rolling back anyway
-            pass
-        for w in self._writers:
-            w.abort()
-        for f in reversed(self._files):
-            try:
-                os.unlink(f)
-            except FileNotFoundError:
-                pass
-        for d in reversed(self._dirs):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-
-    def __enter__(self) -> OutputSet:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        if exc_type is not None:
-            self.rollback()
-            return
-        try:
-            self.wait()
-        except BaseException:
-            self.rollback()
-            raise
-
-
-def check_output_folder(src: Path, out: Path, *, force: bool, src_label: str, out_label: str) -> None:
-    """Refuse an output folder that TensorBoard would load together with the input.
-
-    Args:
-        src: Path. The input folder (must exist).
-        out: Path. The output folder.
-        force: bool. Allow ``out`` to hold files already.
-        src_label, out_label: str. How the messages name them (``SRC``, ``--out``...).
-
-    Raises:
-        OutputError: ``out`` is ``src``, inside it, contains it, is a file, or holds
-            files without ``force``.
-        OSError: ``ELOOP`` if a path runs through a symlink loop.
-    """
-    try:
-        rs, ro = src.resolve(), out.resolve()
-    except RuntimeError:  # Python < 3.13 raises this for a symlink loop
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(out)) from None
-    if rs == ro:
-        raise OutputError(f"{out}: {out_label} is the same folder as {src_label}; choose a new folder")
-    if rs in ro.parents:
-        raise OutputError(f"{out}: {out_label} is inside {src_label}; TensorBoard would load both")
-    if ro in rs.parents:
-        raise OutputError(f"{out}: {out_label} contains {src_label}; choose a folder outside it")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: {out_label} exists and is not a folder")
-    if out.is_dir() and not force and any(files for _, _, files in os.walk(out)):
-        raise OutputError(f"{out}: {out_label} already holds files; use --force to replace them")

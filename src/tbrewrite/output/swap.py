@@ -1,16 +1,20 @@
 """Replacing a run's event files in place, all or nothing, even across SIGKILL.
 
-``rename --in-place`` first writes every new file of a run beside the old one under a
-*staged* name without ``tfevents`` (so TensorBoard, which loads only names holding
-``tfevents``, never sees it), fsynced. Then, per run:
+Every in-place command (``rename --in-place``, ``merge --in-place``) first writes every
+new file of a run beside the old ones under a *staged* name without ``tfevents`` (so
+TensorBoard, which loads only names holding ``tfevents``, never sees it), fsynced.
+Then, per run:
 
 1. a *journal* (``.tbrewrite-journal.json``, also no ``tfevents``) is written
-   atomically (temporary name, fsync, rename, fsync of the folder): it names the files
-   to replace and the backup folder. From this moment the run is logically new;
-2. each original is moved to the backup folder (``os.rename``; across file systems a
-   copy under a temporary name, fsync, rename, then the original is removed) and its
-   staged file is renamed to the original name;
-3. the folders are fsynced and the journal removed.
+   atomically (temporary name, fsync, rename, fsync of the folder): it names the
+   originals to retire, the staged files to publish and the backup folder. From this
+   moment the run is logically new;
+2. every original is moved to the backup folder (``os.rename``; across file systems a
+   copy under a temporary name, fsync, rename, then the original is removed) -- all of
+   them before any new file is published, so a full backup disk stops the swap before
+   the run shows old and new together;
+3. each staged file is renamed to its final name;
+4. the folders are fsynced and the journal removed.
 
 Every step is idempotent and decided by what exists on disk, so :func:`swap_steps`,
 run again from any point -- which is what :func:`recover` does -- finishes the swap. A
@@ -29,11 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.events.writer import TEMP_PREFIX, fsync_dir
+from tbrewrite.logdir import walk
+from tbrewrite.events.writer import TEMP_PREFIX, fsync_dir, temp_path
 
 JOURNAL_NAME = ".tbrewrite-journal.json"
 STAGED_PREFIX = ".tbrewrite-new-"
-JOURNAL_FORMAT = "tbrewrite-swap/1"
+JOURNAL_FORMAT = "tbrewrite-swap/2"
+_FORMATS = ("tbrewrite-swap/1", JOURNAL_FORMAT)
 LEFTOVER_PREFIXES = (STAGED_PREFIX, TEMP_PREFIX)
 """Name prefixes of the files a swap leaves behind when interrupted before its journal."""
 
@@ -45,23 +51,34 @@ def staged_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Swap:
-    """The journal of one run: which event files to replace, where originals go.
+    """The journal of one run: which event files to retire and which to publish.
 
     Attributes:
         run_dir: Path. The run folder.
         backup_dir: Path. Absolute folder receiving the originals.
-        names: tuple of str. Event file names in ``run_dir`` to replace by their
-            staged files.
+        names: tuple of str. Event file names in ``run_dir`` moved to the backup.
+        new: tuple of ``(staged name, final name)`` in ``run_dir``: the files published.
     """
 
     run_dir: Path
     backup_dir: Path
     names: tuple[str, ...]
+    new: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def replacing(cls, run_dir: Path, backup_dir: Path, names: tuple[str, ...]) -> Swap:
+        """Return the swap that replaces each of ``names`` by its staged file."""
+        return cls(run_dir, backup_dir, names, tuple((staged_name(n), n) for n in names))
 
 
 def write_journal(swap: Swap) -> None:
     """Write ``swap``'s journal atomically and durably into its run folder."""
-    body = {"format": JOURNAL_FORMAT, "backup_dir": str(swap.backup_dir), "files": list(swap.names)}
+    body = {
+        "format": JOURNAL_FORMAT,
+        "backup_dir": str(swap.backup_dir),
+        "files": list(swap.names),
+        "new": [list(pair) for pair in swap.new],
+    }
     temp = swap.run_dir / (TEMP_PREFIX + JOURNAL_NAME.lstrip("."))
     with open(temp, "w", encoding="utf-8") as f:
         json.dump(body, f)
@@ -84,9 +101,13 @@ def read_journal(run_dir: Path) -> Swap | None:
         return None
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: unreadable swap journal: {e}") from None
-    if not isinstance(body, dict) or body.get("format") != JOURNAL_FORMAT:
+    if not isinstance(body, dict) or body.get("format") not in _FORMATS:
         raise InputError(f"{path}: not a tbrewrite swap journal")
-    return Swap(run_dir, Path(body["backup_dir"]), tuple(body["files"]))
+    names = tuple(body["files"])
+    if "new" not in body:
+        return Swap.replacing(run_dir, Path(body["backup_dir"]), names)
+    new = tuple((str(staged), str(final)) for staged, final in body["new"])
+    return Swap(run_dir, Path(body["backup_dir"]), names, new)
 
 
 def commit(swap: Swap) -> None:
@@ -110,17 +131,18 @@ def swap_steps(run_dir: Path) -> Iterator[str]:
     if swap is None:
         return
     swap.backup_dir.mkdir(parents=True, exist_ok=True)
+    staged_of = {final: staged for staged, final in swap.new}
     for name in swap.names:
+        if name in staged_of and not (run_dir / staged_of[name]).exists():
+            continue  # its new file is in place already
         original = run_dir / name
-        staged = run_dir / staged_name(name)
-        backup = swap.backup_dir / name
-        if not staged.exists():
-            continue  # already renamed into place
         if original.exists():
-            yield from _move(original, backup)
-        os.replace(staged, original)
-        yield f"published {name}"
+            yield from _move(original, swap.backup_dir / name)
     fsync_dir(swap.backup_dir)
+    for staged, final in swap.new:
+        if (run_dir / staged).exists():
+            os.replace(run_dir / staged, run_dir / final)
+            yield f"published {final}"
     fsync_dir(run_dir)
     os.unlink(run_dir / JOURNAL_NAME)
     fsync_dir(run_dir)
@@ -156,7 +178,7 @@ def discard_staged(run_dir: Path, names: list[str]) -> None:
     """Delete the staged files (and writer temporaries) of ``names`` in ``run_dir``."""
     for name in names:
         staged = run_dir / staged_name(name)
-        for path in (staged, staged.with_name(TEMP_PREFIX + staged.name)):
+        for path in (staged, temp_path(staged)):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -165,12 +187,7 @@ def discard_staged(run_dir: Path, names: list[str]) -> None:
 
 def pending_journals(logdir: Path) -> list[Path]:
     """Return every folder under ``logdir`` holding a swap journal, in walk order."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(logdir):
-        dirnames.sort()
-        if JOURNAL_NAME in filenames:
-            found.append(Path(dirpath))
-    return found
+    return [f.path for f in walk(logdir) if any(p.name == JOURNAL_NAME for p in f.other_files)]
 
 
 def recover(logdir: Path) -> list[str]:
@@ -185,10 +202,9 @@ def recover(logdir: Path) -> list[str]:
         OSError: a move failed.
     """
     done = []
-    for dirpath, dirnames, filenames in os.walk(logdir):
-        dirnames.sort()
-        run_dir = Path(dirpath)
-        rel = run_dir.relative_to(logdir).as_posix()
+    for folder in walk(logdir):
+        run_dir, rel = folder.path, folder.rel
+        filenames = [p.name for p in folder.other_files]
         swap = read_journal(run_dir) if JOURNAL_NAME in filenames else None
         if swap is not None:
             for _ in swap_steps(run_dir):

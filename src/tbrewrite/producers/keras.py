@@ -1,4 +1,5 @@
-"""Keras log layouts, and the default mapping of Keras's flat tags to hierarchical ones.
+"""Keras's log layouts: how to recognise them, and the default mapping of Keras's flat
+tags to hierarchical ones.
 
 What each Keras version writes (``../shared/FORMATS.md`` §4):
 
@@ -21,13 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbrewrite.errors import InputError, UsageError
-from tbrewrite.events.reader import list_event_files
+from collections.abc import Sequence
+
 from tbrewrite.engine.scan import StreamScan
+from tbrewrite.errors import UsageError
+from tbrewrite.logdir import list_event_files, runs
 
 KERAS_FLAT = "keras-flat"
 KERAS_SPLIT = "keras-split"
-GENERIC = "generic"
 
 TRAIN_DIR = "train"
 VALIDATION_DIR = "validation"
@@ -139,14 +141,6 @@ def is_flat_keras_tags(scalar_tags: set[str]) -> bool:
     )
 
 
-def check_dir(path: Path, what: str = "SRC") -> None:
-    """Raise InputError unless ``path`` is an existing directory."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    if not path.is_dir():
-        raise InputError(f"{path}: {what} must be a directory")
-
-
 TF49109_WARNING = (
     "no epoch_ summaries although batch_ summaries exist: looks like tensorflow#49109 "
     "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
@@ -201,3 +195,93 @@ def tf49109_warnings(scan: StreamScan) -> list[str]:
                 TF49109_PARTIAL_WARNING.format(tag=t.tag, count=t.count, first=t.first_step, last=t.last_step)
             ]
     return []
+
+
+class KerasSplit:
+    """tf.keras, tf_keras and Keras 3: a ``log_dir`` with ``train/`` and ``validation/`` runs."""
+
+    name = KERAS_SPLIT
+
+    def claims(self, sources: Sequence[str], scans: Sequence[StreamScan]) -> bool:
+        """True if the run has a ``train/`` or ``validation/`` source."""
+        return any(s in (TRAIN_DIR, VALIDATION_DIR) for s in sources)
+
+    def map_scalar(self, source: str, tag: str, mapping: TagMapping) -> str | None:
+        """Map a scalar of the ``train/`` or ``validation/`` source (see :meth:`TagMapping.map_split`)."""
+        return mapping.map_split(source, tag) if source else None
+
+    def warnings(self, source: str, scan: StreamScan) -> list[str]:
+        """The tensorflow#49109 warnings of the ``train/`` source."""
+        return tf49109_warnings(scan) if source == TRAIN_DIR else []
+
+
+class KerasFlat:
+    """Keras 2 / TF1: one folder with the raw ``logs`` keys as tags."""
+
+    name = KERAS_FLAT
+
+    def claims(self, sources: Sequence[str], scans: Sequence[StreamScan]) -> bool:
+        """True if the run's (first) source has scalars named as Keras 2 names them."""
+        return bool(scans) and is_flat_keras_tags(scans[0].scalar_tags())
+
+    def map_scalar(self, source: str, tag: str, mapping: TagMapping) -> str | None:
+        """Map a scalar (see :meth:`TagMapping.map_flat`)."""
+        return mapping.map_flat(tag)
+
+    def warnings(self, source: str, scan: StreamScan) -> list[str]:
+        """None: Keras 2 has no tensorflow#49109."""
+        return []
+
+
+def discover_runs(src: Path) -> list[tuple[str, Path]]:
+    """Return ``(relative name, folder)`` of every Keras run under ``src``.
+
+    A folder holding ``train/`` or ``validation/`` event files is one keras-split run
+    (its own event files, e.g. an hparams summary, belong to it too); any other folder
+    holding event files is one run of its own.
+    """
+    roots: dict[Path, None] = {}
+    for folder in runs(src):
+        d = folder.path
+        if d.name in (TRAIN_DIR, VALIDATION_DIR) and d != src and is_split_run(d.parent):
+            roots.setdefault(d.parent, None)
+        else:
+            roots.setdefault(d, None)
+    for d in list(roots):
+        if is_split_run(d):
+            roots.setdefault(d, None)
+    ordered = sorted(roots, key=lambda p: p.relative_to(src).parts)
+    return [(str(p.relative_to(src)) if p != src else ".", p) for p in ordered]
+
+
+def split_sessions(run_dir: Path) -> list[tuple[str, dict[str, list[Path]]]]:
+    """Group a run's event files into one session per writing process.
+
+    tf.keras / Keras 3 file names end in ``.<pid>.<uid>.v2`` (TF
+    ``summary_ops_v2.py``); the ``train/`` and ``validation/`` files of one ``fit``
+    share the pid. Files without that shape are a session each, paired by position.
+    Each session is named after the seconds field of its first file name.
+    """
+    by_source = {
+        "": list_event_files(run_dir),
+        TRAIN_DIR: list_event_files(run_dir / TRAIN_DIR),
+        VALIDATION_DIR: list_event_files(run_dir / VALIDATION_DIR),
+    }
+    sessions: dict[str, dict[str, list[Path]]] = {}
+    for source, files in by_source.items():
+        for position, path in enumerate(files):
+            parts = path.name.split(".")
+            key = parts[-3] if parts[-1] == "v2" and len(parts) >= 6 else f"#{position}"
+            sessions.setdefault(key, {"": [], TRAIN_DIR: [], VALIDATION_DIR: []})[source].append(path)
+    named: list[tuple[str, dict[str, list[Path]]]] = []
+    used: set[str] = set()
+    for files in sorted(sessions.values(), key=lambda s: min(p.name for v in s.values() for p in v)):
+        first = min((p for v in files.values() for p in v), key=lambda p: p.name)
+        parts = first.name.split(".")
+        base = parts[3] if len(parts) > 3 and parts[3].isdigit() else first.name
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        named.append((name, files))
+    return named

@@ -16,17 +16,43 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
 
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
 from tbrewrite.errors import SidecarError
-from tbrewrite.events.reader import EventFileReader, scalar_value
-from tbrewrite.producers.keras import GENERIC, KERAS_FLAT, TRAIN_DIR, VALIDATION_DIR, TagMapping
+from tbrewrite.engine.scan import StreamScan
+from tbrewrite.events.reader import EventFileReader
+from tbrewrite.events.summary import scalar_value
+from tbrewrite.producers import GENERIC, KERAS_FLAT
+from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping
 from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
 
-if TYPE_CHECKING:
-    from tbrewrite.commands.convertplan import RunPlan
+
+
+class ScannedRun(Protocol):
+    """What sidecar placement needs to know of a scanned run (``convert``'s
+    :class:`tbrewrite.commands.convertplan.RunScan`)."""
+
+    @property
+    def run(self) -> str: ...
+    @property
+    def layout(self) -> str: ...
+    @property
+    def sources(self) -> Sequence[_Source]: ...
+    @property
+    def scans(self) -> Sequence[StreamScan]: ...
+    @property
+    def tag_map(self) -> Sequence[Mapping[str, str]]: ...
+
+
+class _Source(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def files(self) -> Sequence[Path]: ...
 
 _DT_FLOAT = 1
 _F32 = struct.Struct("<f")
@@ -69,7 +95,7 @@ class MergePlan:
     reports: list[SidecarReport] = field(default_factory=list)
 
 
-def _log_points(plan: RunPlan, wanted: set[str], resync: bool) -> dict[str, list[tuple[int, float, float | None]]]:
+def _log_points(plan: ScannedRun, wanted: set[str], resync: bool) -> dict[str, list[tuple[int, float, float | None]]]:
     """Stream the run once and return ``(step, wall_time, value)`` of the wanted output tags."""
     points: dict[str, list[tuple[int, float, float | None]]] = {}
     for source, tmap in zip(plan.sources, plan.tag_map):
@@ -77,7 +103,7 @@ def _log_points(plan: RunPlan, wanted: set[str], resync: bool) -> dict[str, list
         if not interesting:
             continue
         for path in source.files:
-            for event, _ in EventFileReader(path, resync=resync):
+            for event in EventFileReader(path, resync=resync).events():
                 if not event.HasField("summary"):
                     continue
                 for value in event.summary.value:
@@ -96,7 +122,7 @@ def _differs(a: float, b: float | None) -> bool:
         return a != b
 
 
-def _epoch_range(plan: RunPlan, batch: bool) -> tuple[int, int] | None:
+def _epoch_range(plan: ScannedRun, batch: bool) -> tuple[int, int] | None:
     """Steps spanned by the run's epoch-level (or batch-level) scalar tags, if any."""
     lows, highs = [], []
     for source, scan in zip(plan.sources, plan.scans):
@@ -117,7 +143,7 @@ def _epoch_range(plan: RunPlan, batch: bool) -> tuple[int, int] | None:
     return (min(lows), max(highs)) if lows else None
 
 
-def _aliases(plan: RunPlan, mapping: TagMapping, wanted: set[str]) -> dict[str, str]:
+def _aliases(plan: ScannedRun, mapping: TagMapping, wanted: set[str]) -> dict[str, str]:
     """Output tags of the run that hold, unconverted, what a wanted tag names.
 
     E.g. in a run merged without converting, ``epoch_loss`` (split) or ``loss`` (flat)
@@ -134,7 +160,7 @@ def _aliases(plan: RunPlan, mapping: TagMapping, wanted: set[str]) -> dict[str, 
     return aliases
 
 
-def _busiest_tag(plan: RunPlan, source_name: str, prefix: str, suffix: str = "") -> str | None:
+def _busiest_tag(plan: ScannedRun, source_name: str, prefix: str, suffix: str = "") -> str | None:
     """The output tag of the scalar with most values among ``source_name``'s matching tags."""
     best, count = None, 0
     for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
@@ -147,7 +173,7 @@ def _busiest_tag(plan: RunPlan, source_name: str, prefix: str, suffix: str = "")
 
 
 def plan_merge(
-    plan: RunPlan, sidecars: list[Sidecar], *, resync: bool = False, mapping: TagMapping | None = None
+    plan: ScannedRun, sidecars: list[Sidecar], *, resync: bool = False, mapping: TagMapping | None = None
 ) -> MergePlan:
     """Decide which sidecar points to add and which log points they replace.
 
@@ -199,7 +225,7 @@ def plan_merge(
     return merge
 
 
-def _check_overlap(plan: RunPlan, sidecar: Sidecar) -> None:
+def _check_overlap(plan: ScannedRun, sidecar: Sidecar) -> None:
     if sidecar.kind == CSV_LOGGER:
         return
     span = _epoch_range(plan, batch=sidecar.rows == "batch")
@@ -233,7 +259,7 @@ def _batches_per_epoch(at_epoch: dict[int, float], evaluations: list[tuple[int, 
 
 
 def _place_epochs(
-    plan: RunPlan,
+    plan: ScannedRun,
     sidecar: Sidecar,
     log: dict[str, list[tuple[int, float, float | None]]],
     evaluation: str | None,

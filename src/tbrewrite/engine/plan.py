@@ -1,0 +1,128 @@
+"""A rewrite decided before a byte is written: the plan the one engine carries out.
+
+Every editing command is a plan for :func:`tbrewrite.engine.rewrite.rewrite`: ``convert``
+merges a Keras run's sources into one output file with the Keras mapping, ``rename``
+rewrites each event file on its own with the rules' mapping, ``merge`` adds sidecar
+points. A plan says, per output file, which sources feed it, what happens to each of
+their tags (:class:`TagAction`), which extra events join the stream, and how the file
+starts (:class:`Header`). Plans are frozen: built once from a scan, never mutated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+
+from tbrewrite.engine.scan import FileStats
+from tbrewrite.events.framing import Checkpoint, Damage, FileStamp
+
+
+class Header(Enum):
+    """How an output file starts (every event file starts with a ``file_version`` event)."""
+
+    OWN = "own"
+    """The inputs' ``file_version`` events are left out and the output starts with its
+    own, at :attr:`OutputPlan.wall_time` (``convert``, ``merge``: one file from many)."""
+    KEEP = "keep"
+    """The single source's leading ``file_version`` record is kept byte for byte (a file
+    without one gets the writer's own at its first event's wall_time); later ones pass
+    through (``rename``: one file from one)."""
+
+
+@dataclass(frozen=True)
+class TagAction:
+    """What happens to the values of one source tag.
+
+    Attributes:
+        new: str or None. The output tag (equal to the source tag if unchanged); None
+            drops every value of the tag.
+        first_metadata: SummaryMetadata or None. Put on the output tag's first value in
+            the output file when that value carries none (TensorBoard reads a series'
+            plugin metadata from its first value only: ``plugin_event_accumulator.py``
+            ``_ProcessEvent``, ``data/server/run.rs``).
+        backwards: tuple of ``(ordinal, previous_step, step)``: with ``--restarts
+            keep-last``, every value whose step is not above its predecessor's, so the
+            engine keeps only what TensorBoard's data server shows
+            (:mod:`tbrewrite.engine.restarts`); empty keeps every value.
+    """
+
+    new: str | None
+    first_metadata: summary_pb2.SummaryMetadata | None = None
+    backwards: tuple[tuple[int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One event file of a source, as its first pass read it.
+
+    Attributes:
+        path: Path.
+        size: int. Bytes scanned (the file size when the scan opened it).
+        end: int. Bytes a rewrite without resync reads: up to the first damage.
+        checkpoints: tuple of Checkpoint. The scan's fingerprints of the records read;
+            the rewrite compares its own with them.
+        damage: tuple of Damage the scan found (the rewrite reports only new damage).
+        stamp: FileStamp or None. The file as the scan opened it.
+    """
+
+    path: Path
+    size: int
+    end: int
+    checkpoints: tuple[Checkpoint, ...]
+    damage: tuple[Damage, ...]
+    stamp: FileStamp | None = None
+
+    @classmethod
+    def from_stats(cls, stats: FileStats) -> SourceFile:
+        """Return the plan's view of a scanned file."""
+        return cls(stats.path, stats.bytes, stats.end, stats.checkpoints, tuple(stats.damage), stats.stamp)
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """One input stream of an output file: event files read in order as one stream.
+
+    Attributes:
+        name: str. What the source is (``"train"``, ``"validation"``, ``""`` for a run
+            folder itself, or a file name), for messages.
+        files: tuple of SourceFile, in TensorBoard's order.
+        tags: mapping source tag -> TagAction. A tag missing from it (only possible if
+            a file changed after its scan) keeps its name and gets no metadata.
+    """
+
+    name: str
+    files: tuple[SourceFile, ...]
+    tags: Mapping[str, TagAction] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """One output event file and everything that goes into it.
+
+    The sources' events are merged in wall_time order (a stable merge: ties keep source
+    order, and each source keeps its own order, so every tag keeps its step order), the
+    extra events among them by their wall_time.
+
+    Attributes:
+        path: Path. Where the output file goes (its folder must exist when written).
+        sources: tuple of SourcePlan.
+        header: Header.
+        wall_time: float seconds since the Unix epoch: the own ``file_version``'s
+            wall_time with :attr:`Header.OWN`.
+        extra: tuple of Event with final tags (sidecar points), sorted by wall_time.
+        replaced: mapping output tag -> steps whose values from the sources are left out
+            because an extra event replaces them.
+        resync: bool. Read past damage in the sources.
+    """
+
+    path: Path
+    sources: tuple[SourcePlan, ...]
+    header: Header
+    wall_time: float = 0.0
+    extra: tuple[event_pb2.Event, ...] = ()
+    replaced: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    resync: bool = False

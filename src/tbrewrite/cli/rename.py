@@ -83,6 +83,8 @@ def rename_command(
         err.print(f"tbrewrite: note: recovered {line}", markup=False)
     for line in report.warnings:
         err.print(f"tbrewrite: warning: {line}", markup=False)
+    for line in report.notes:
+        err.print(f"tbrewrite: note: {line}", markup=False)
     if dry_run:
         _print_mapping(report)
     else:

@@ -88,8 +88,14 @@ class RenameReport:
 
     @property
     def damage(self) -> list[Damage]:
-        """Every damaged stretch of input, run by run."""
-        return [d for r in self.runs for d in r.plan.damage]
+        """Every damaged stretch of input, run by run: the scan's, then any the write
+        found (a file that changed after it was planned)."""
+        return [d for r in self.runs for d in (*r.plan.damage, *(d for f in r.files for d in f.damage))]
+
+    @property
+    def notes(self) -> list[str]:
+        """Notes from writing, e.g. a file that grew while it was rewritten."""
+        return [n for r in self.runs for f in r.files for n in f.notes]
 
 
 def _plan_task(task: tuple[str, Path, RuleSet, bool]) -> RunPlan:

@@ -27,7 +27,7 @@ from tbrewrite.engine.plan import Header, OutputPlan, SourceFile, SourcePlan, Ta
 from tbrewrite.engine.restarts import Survivors
 from tbrewrite.events.framing import CHANGED, TRUNCATED, Damage
 from tbrewrite.events.reader import EventFileReader, Record
-from tbrewrite.events.wire import REST_AT, SUMMARY_AT, TAG, retag_head
+from tbrewrite.events.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, retag_head
 from tbrewrite.events.writer import EventFileWriter
 from tbrewrite.output.transaction import Transaction
 
@@ -217,7 +217,8 @@ def _source(index: int, source: SourcePlan, resync: bool, result: OutputResult) 
         verified = 0
         for record in reader:
             seq += 1
-            yield record.wall_time, index, seq, record, None
+            peeked = record.peek
+            yield (peeked[WALL_TIME] if peeked is not None else record.event.wall_time), index, seq, record, None
             if len(periodic) > verified:
                 if verified >= len(expected) or periodic[verified] != expected[verified]:
                     _changed(result, planned, expected[verified - 1].end if verified else 0, reader.records)

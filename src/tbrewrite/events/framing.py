@@ -67,7 +67,6 @@ CHANGED = DamageKind.CHANGED
 DAMAGE_KINDS = tuple(DamageKind)
 CHECKPOINT_RECORDS = 1 << 16
 """Every this many records, :class:`RecordReader` notes a :class:`Checkpoint`."""
-_DIGEST_MASK = (1 << 64) - 1
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -161,12 +160,15 @@ class Checkpoint:
 
     A second pass over a file compares its own checkpoints with the first pass's: equal
     ones prove (up to a 64-bit hash collision) that the records read so far are the
-    ones the first pass read, so a file replaced or rewritten in between is noticed.
+    ones the first pass read (up to a collision of the CRC sums), so a file replaced or
+    rewritten in between is noticed. A sum costs one addition per record on the hot
+    path.
 
     Attributes:
         records: int. Valid records counted.
         end: int. Byte offset just past the last of them.
-        digest: int. 64-bit hash of their stored data CRCs, in order.
+        digest: int. The sum of their stored data CRCs: a record replaced by any other
+            changes it (records swapped in place would not; no writer does that).
     """
 
     records: int
@@ -234,7 +236,6 @@ class RecordReader:
         self.stamp: FileStamp | None = None
         self.end = 0
         self.digest = 0
-        self._before_last = (0, 0, 0)
         self.checkpoints: list[Checkpoint] = []
 
     def __iter__(self) -> Iterator[bytes]:
@@ -273,7 +274,11 @@ class RecordReader:
                         stored = unpack32(buf, end - FOOTER_LENGTH)[0]
                         if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF == stored:
                             self.offset = base + pos
-                            self._count(stored, base + end)
+                            self.records += 1
+                            self.end = base + end
+                            self.digest += stored
+                            if not self.records % CHECKPOINT_RECORDS:
+                                self.checkpoints.append(self.checkpoint())
                             pos = end
                             yield data
                             continue
@@ -324,7 +329,11 @@ class RecordReader:
                         data_crc = _masked(crc(data))
                         if data_crc == stored:
                             self.offset = offset
-                            self._count(stored, offset + need)
+                            self.records += 1
+                            self.end = offset + need
+                            self.digest += stored
+                            if not self.records % CHECKPOINT_RECORDS:
+                                self.checkpoints.append(self.checkpoint())
                             yield data
                             continue
                         bad = CRC_MISMATCH, (
@@ -345,7 +354,11 @@ class RecordReader:
                         if data_crc == stored:
                             pos += need
                             self.offset = offset
-                            self._count(stored, offset + need)
+                            self.records += 1
+                            self.end = offset + need
+                            self.digest += stored
+                            if not self.records % CHECKPOINT_RECORDS:
+                                self.checkpoints.append(self.checkpoint())
                             yield data
                             continue
                         bad = CRC_MISMATCH, (
@@ -361,21 +374,15 @@ class RecordReader:
         """Return the fingerprint of every valid record read so far."""
         return Checkpoint(self.records, self.end, self.digest)
 
-    def retract(self) -> None:
-        """Uncount the record yielded last (a caller found it is not an Event and stops
-        there), so counts and fingerprints cover exactly the records before it."""
-        self.records, self.end, self.digest = self._before_last
+    def retract(self, data: bytes) -> None:
+        """Uncount the record yielded last, whose data is ``data`` (a caller found it is
+        not an Event and stops there), so counts and fingerprints cover exactly the
+        records before it."""
+        self.records -= 1
+        self.end = self.offset
+        self.digest -= masked_crc32c(data)
         if self.checkpoints and self.checkpoints[-1].records > self.records:
             self.checkpoints.pop()
-
-    def _count(self, crc: int, end: int) -> None:
-        """Count one valid record (its stored data CRC ``crc``, ending at byte ``end``)."""
-        self._before_last = (self.records, self.end, self.digest)
-        self.records += 1
-        self.end = end
-        self.digest = ((self.digest * 0x100000001B3) ^ crc) & _DIGEST_MASK
-        if not self.records % CHECKPOINT_RECORDS:
-            self.checkpoints.append(Checkpoint(self.records, end, self.digest))
 
     def _stop(self, kind: DamageKind, offset: int, detail: str) -> None:
         if offset == 0 and self.records == 0 and kind == CRC_MISMATCH:

@@ -205,7 +205,7 @@ class EventFileReader:
             except DecodeError as e:
                 self._invalid(data, e)
                 if not self.resync:
-                    reader.retract()
+                    reader.retract(data)
                     return
                 self._skipped += 1
                 continue

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from tbrewrite import __version__
+from tbrewrite.engine.select import engine_name
 from tbrewrite.errors import TbRewriteError, Terminated, UsageError
 from tbrewrite.events.framing import Damage
 
@@ -34,14 +35,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"tbrewrite {__version__}")
+        with errors_to_exit():
+            engine = engine_name()
+        out.print(f"tbrewrite {__version__} ({engine} engine)", markup=False)
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_version, is_eager=True, help="Print the version and the engine in use (native or python), and exit."
     ),
 ) -> None:
     """Rewrite TensorBoard event logs: convert Keras runs, rename tags, merge sidecars."""

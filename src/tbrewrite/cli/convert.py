@@ -58,7 +58,7 @@ def convert_command(
         _print_table(report)
     print_sidecars(report.runs)
     report_damage(report.damage)
-    _print_summary(report, dry_run)
+    _print_summary(report, dry_run, restarts)
     raise typer.Exit(exit_code(report.damage))
 
 
@@ -101,7 +101,7 @@ def _print_table(report: ConvertReport) -> None:
     out.print(table)
 
 
-def _print_summary(report: ConvertReport, dry_run: bool) -> None:
+def _print_summary(report: ConvertReport, dry_run: bool, restarts: str) -> None:
     events_in = sum(r.plan.events_in for r in report.runs)
     events_out = sum(r.events_out for r in report.runs)
     mapped = sum(len(r.plan.renamed()) for r in report.runs)
@@ -110,6 +110,8 @@ def _print_summary(report: ConvertReport, dry_run: bool) -> None:
             err.print(f"tbrewrite: note: {note}", markup=False)
         for note in run.plan.warnings():
             err.print(f"tbrewrite: note: {run.plan.run}: {note}", markup=False)
+        if restarts != "keep":
+            continue  # keep-last resolved them; split wrote one run per process
         for tag, (times, prev, step) in run.plan.backwards().items():
             err.print(
                 f"tbrewrite: note: {run.plan.run}: steps of '{tag}' go backwards {times} time(s)"
@@ -121,7 +123,8 @@ def _print_summary(report: ConvertReport, dry_run: bool) -> None:
         out.print(f"dry run: {runs} run(s), {events_in} events, {mapped} tags would be mapped; nothing written", markup=False)
         return
     unchanged = [r for r in report.runs if r.unchanged]
-    line = f"converted {runs} run(s): {events_in} events in -> {events_out} out, {mapped} tags mapped"
+    written = sum(1 for r in report.runs if r.output is not None)
+    line = f"converted {written} run(s): {events_in} events in -> {events_out} out, {mapped} tags mapped"
     if any(r.values_dropped for r in report.runs):
         line += f", {sum(r.values_dropped for r in report.runs)} values dropped (--restarts keep-last)"
     if runs == 1 and report.runs[0].output is not None:

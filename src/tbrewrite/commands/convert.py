@@ -39,6 +39,7 @@ from tbrewrite.parallel import map_ordered
 from tbrewrite.producers.keras import TagMapping, discover_runs, split_sessions
 from tbrewrite.sidecars.place import SidecarReport
 from tbrewrite.sidecars.read import Sidecar, discover, read_sidecar
+from tbrewrite.storage import local_path
 
 __all__ = ["RESTART_POLICIES", "ConvertReport", "RunReport", "convert"]
 
@@ -139,7 +140,8 @@ def convert(
         SidecarError: a sidecar is malformed or matches nothing in the run.
         OSError: reading or writing failed; nothing is left behind.
     """
-    src, out = Path(src), Path(out)
+    src, out = local_path(src, "SRC"), local_path(out, "OUT")
+    sidecars = [local_path(s, "--sidecar") for s in sidecars]
     mapping = mapping or TagMapping()
     if restarts not in RESTART_POLICIES:
         raise UsageError(f"--restarts must be one of {', '.join(RESTART_POLICIES)}; got {restarts!r}")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbrewrite.errors import InputError
+from tbrewrite.storage import local_path
 from tbrewrite.logdir import is_event_file, walk
 from tbrewrite.producers import GENERIC
 from tbrewrite.producers.keras import (
@@ -231,7 +232,7 @@ def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator
         InputError: ``path`` does not exist, or holds no file named like an event file.
         OSError: a file cannot be read.
     """
-    root = Path(path)
+    root = local_path(path)
     if not root.exists():
         raise InputError(f"{root}: no such file or directory")
     if not root.is_dir():

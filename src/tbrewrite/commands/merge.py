@@ -12,6 +12,7 @@ after ``tbrewrite merge RUN --recover``.
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from tbrewrite.output.swap import JOURNAL_NAME, Swap, commit, pending_journals, 
 from tbrewrite.output.transaction import Transaction, check_output_folder
 from tbrewrite.producers.keras import TagMapping, is_split_run
 from tbrewrite.sidecars.read import read_sidecar
+from tbrewrite.storage import local_path
 
 BACKUP_SUFFIX = ".tbrewrite-backup"
 
@@ -66,7 +68,9 @@ def merge(
         resync: bool. Read past damage.
 
     Returns:
-        RunReport; ``report.sidecars`` says what each sidecar added or replaced.
+        RunReport; ``report.sidecars`` says what each sidecar added or replaced;
+        ``report.output`` is None when the run was left alone (in place, nothing to add,
+        or merged already: the new file would equal the run's one file byte for byte).
 
     Raises:
         InputError: ``run`` is not a folder of event files.
@@ -75,7 +79,10 @@ def merge(
         OutputError: ``out`` is unsafe or holds files; ``backup_dir`` is inside ``run``.
         SidecarError: a sidecar is malformed or matches nothing in the run.
     """
-    run = Path(run)
+    run = local_path(run, "RUN")
+    sidecars = [local_path(s, "--sidecar") for s in sidecars]
+    out = local_path(out, "--out") if out is not None else None
+    backup_dir = local_path(backup_dir, "--backup-dir") if backup_dir is not None else None
     check_dir(run, "RUN")
     if not sidecars:
         raise UsageError("give at least one --sidecar FILE")
@@ -117,7 +124,11 @@ def merge(
     with Transaction() as outputs:
         result = rewrite(output, outputs)
         assert result.writer is not None
-        published = outputs.publish(outputs.stage(result.writer))
+        staged = outputs.stage(result.writer)
+        if in_place and len(files) == 1 and filecmp.cmp(files[0], staged.temp, shallow=False):
+            outputs.rollback()  # merged already: the same bytes; leave the run alone
+            return report
+        published = outputs.publish(staged)
         if not in_place:
             for stale in list_event_files(target):
                 if stale != published:

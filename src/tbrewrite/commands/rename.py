@@ -36,6 +36,7 @@ from tbrewrite.logdir import runs as run_folders
 from tbrewrite.output.files import copy_prefix, mirror_file, naming_output, special_file
 from tbrewrite.parallel import map_ordered
 from tbrewrite.rules import RuleSet
+from tbrewrite.storage import local_path
 from tbrewrite.output.swap import (
     JOURNAL_NAME,
     LEFTOVER_PREFIXES,
@@ -262,7 +263,9 @@ def rename(
             kinds would share a name (nothing written).
         OSError: reading or writing failed; nothing is left behind.
     """
-    logdir = Path(logdir)
+    logdir = local_path(logdir, "LOGDIR")
+    out = local_path(out, "--out") if out is not None else None
+    backup_dir = local_path(backup_dir, "--backup-dir") if backup_dir is not None else None
     check_dir(logdir, "LOGDIR")
     if (out is not None and in_place) or (out is None and not in_place and not dry_run):
         raise InputError("give exactly one of --out DIR and --in-place")

@@ -1,0 +1,103 @@
+"""Defects found by trying the commands as users and attackers would (issue 12); each test
+reproduces one report. Item numbers refer to that issue."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from tensorboard.compat.proto import event_pb2
+from typer.testing import CliRunner
+
+from tbrewrite.cli import app
+from tbrewrite.events.writer import EventFileWriter
+from tbrewrite.logdir import list_event_files
+
+runner = CliRunner()
+T0 = 1_700_000_000.0
+
+
+def write_log(path: Path, steps: range, tag: str = "loss", t0: float = T0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with EventFileWriter(path, wall_time=t0) as w:
+        for s in steps:
+            event = event_pb2.Event(wall_time=t0 + s, step=s)
+            event.summary.value.add(tag=tag, simple_value=float(s))
+            w.write_event(event)
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["convert", "{src}", "s3://bucket/out"],
+        ["convert", "gs://bucket/logs", "{tmp}/out"],
+        ["inspect", "s3://bucket/logs"],
+        ["rename", "{src}", "--rule", "a=b", "--out", "az://container/out"],
+        ["merge", "{src}", "--sidecar", "memory://lr.csv", "--in-place"],
+    ],
+)
+def test_6_urls_are_usage_errors_and_nothing_is_written_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    src = tmp_path / "run"
+    write_log(src / "events.out.tfevents.1700000000.host", range(3))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [a.format(src=src, tmp=tmp_path) for a in argv])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert "is a URL" in line and "://" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_11_merge_in_place_twice_leaves_the_run_alone(tmp_path: Path) -> None:
+    run = tmp_path / "logs" / "run"
+    write_log(run / "events.out.tfevents.1700000000.host", range(5), tag="train/loss")
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text("epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{e},{T0 + e + 0.5},0.1\n" for e in range(5)))
+    first = runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--in-place"])
+    assert first.exit_code == 0, first.output
+    merged = {p.name: p.read_bytes() for p in list_event_files(run)}
+    backups = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    second = runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--in-place"])
+    assert second.exit_code == 0, second.output
+    assert "the run is unchanged" in second.stdout
+    assert {p.name: p.read_bytes() for p in list_event_files(run)} == merged
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == backups  # no second backup
+
+
+def test_11_keep_last_does_not_tell_to_see_restarts(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_log(run / "events.out.tfevents.1700000000.host", range(6))
+    write_log(run / "events.out.tfevents.1700000100.host", range(3), t0=T0 + 100)
+    keep = runner.invoke(app, ["convert", str(run), str(tmp_path / "keep")])
+    assert "go backwards" in keep.stderr
+    last = runner.invoke(app, ["convert", str(run), str(tmp_path / "last"), "--restarts", "keep-last"])
+    assert last.exit_code == 0, last.output
+    assert "go backwards" not in last.stderr and "values dropped" in last.stdout
+
+
+def test_11_split_counts_the_runs_it_wrote(tmp_path: Path) -> None:
+    log_dir = tmp_path / "log_dir"
+    write_log(log_dir / "train" / "events.out.tfevents.1700000000.host.100.0.v2", range(3), tag="epoch_loss")
+    write_log(log_dir / "validation" / "events.out.tfevents.1700000001.host.100.1.v2", range(3), tag="epoch_loss")
+    (log_dir / "train" / "events.out.tfevents.1700000500.host.200.0.v2").write_bytes(b"")  # killed at once
+    result = runner.invoke(app, ["convert", str(log_dir), str(tmp_path / "out"), "--restarts", "split"])
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(written) == 1
+    assert "converted 1 run(s)" in result.stdout and "nothing written" in result.stdout
+
+
+def test_11_merge_out_then_in_place_of_the_output_is_idempotent(tmp_path: Path) -> None:
+    run = tmp_path / "src"
+    write_log(run / "events.out.tfevents.1700000000.host", range(4), tag="train/loss")
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text("epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{e},{T0 + e + 0.5},0.1\n" for e in range(4)))
+    out = tmp_path / "logs" / "merged"
+    assert runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in list_event_files(out)}
+    again = runner.invoke(app, ["merge", str(out), "--sidecar", str(sidecar), "--in-place"])
+    assert again.exit_code == 0 and "unchanged" in again.stdout
+    assert {p.name: p.read_bytes() for p in list_event_files(out)} == before
+    shutil.rmtree(tmp_path / "logs")

@@ -3,6 +3,7 @@ reproduces one report. Item numbers refer to that issue."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -101,3 +102,11 @@ def test_11_merge_out_then_in_place_of_the_output_is_idempotent(tmp_path: Path) 
     assert again.exit_code == 0 and "unchanged" in again.stdout
     assert {p.name: p.read_bytes() for p in list_event_files(out)} == before
     shutil.rmtree(tmp_path / "logs")
+
+
+def test_13_inspect_of_a_named_pipe_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.out.tfevents.1700000000.fifo"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["inspect", str(fifo)])
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {fifo}: not a regular file (a named pipe)\n"

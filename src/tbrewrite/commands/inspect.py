@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbrewrite.errors import InputError
+from tbrewrite.output.files import special_file
 from tbrewrite.storage import local_path
 from tbrewrite.logdir import is_event_file, walk
 from tbrewrite.producers import GENERIC
@@ -229,13 +230,17 @@ def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator
         InspectedRun, in order of the run path.
 
     Raises:
-        InputError: ``path`` does not exist, or holds no file named like an event file.
+        InputError: ``path`` does not exist, is a named pipe, socket or device, or
+            holds no file named like an event file.
         OSError: a file cannot be read.
     """
     root = local_path(path)
     if not root.exists():
         raise InputError(f"{root}: no such file or directory")
     if not root.is_dir():
+        kind = special_file(root)
+        if kind is not None:  # reading a pipe or a device could block or never end
+            raise InputError(f"{root}: not a regular file ({kind})")
         yield _inspect_run(".", root.parent, [root], root.parent, resync)
         return
     found = False

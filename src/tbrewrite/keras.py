@@ -21,11 +21,15 @@ import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tbrewrite.errors import SidecarError
 
 __all__ = ["LearningRateLogger", "TfKerasLearningRateLogger"]
+
+if TYPE_CHECKING:  # built on first access, by the module __getattr__ below
+    LearningRateLogger: type[_LoggerCore]
+    TfKerasLearningRateLogger: type[_LoggerCore]
 
 HEADER = ("epoch", "step", "wall_time", "learning_rate")
 """Columns of the sidecar CSV, in order."""
@@ -37,7 +41,7 @@ _TAIL_BYTES = 4096
 class _Pending:
     """A schedule rate whose evaluation is deferred to the next flush."""
 
-    __slots__ = ("schedule", "iteration")
+    __slots__ = ("iteration", "schedule")
 
     def __init__(self, schedule: Any, iteration: int) -> None:
         self.schedule = schedule
@@ -48,12 +52,9 @@ def _rows_period(every: object) -> int | None:
     """Return the row period in batches for ``every``, or None for one row per epoch."""
     if isinstance(every, str) and every in ("epoch", "batch"):
         return None if every == "epoch" else 1
-    if isinstance(every, numbers.Integral) and not isinstance(every, bool) and every >= 1:
+    if not isinstance(every, bool) and isinstance(every, numbers.Integral) and int(every) >= 1:
         return int(every)
-    raise ValueError(
-        'Expected `every` to be "epoch", "batch" or a positive integer. '
-        f"Received: every={every!r}"
-    )
+    raise ValueError(f'Expected `every` to be "epoch", "batch" or a positive integer. Received: every={every!r}')
 
 
 def _steps_in_file(path: str) -> int:
@@ -61,9 +62,7 @@ def _steps_in_file(path: str) -> int:
     with open(path, "rb") as f:
         first = f.readline().rstrip(b"\r\n").decode("utf-8", "replace")
         if first != ",".join(HEADER):
-            raise SidecarError(
-                f"{path}:1: cannot append: header is {first!r}, want {','.join(HEADER)!r}"
-            )
+            raise SidecarError(f"{path}:1: cannot append: header is {first!r}, want {','.join(HEADER)!r}")
         size = f.seek(0, os.SEEK_END)
         f.seek(max(0, size - _TAIL_BYTES))
         lines = [line for line in f.read().splitlines() if line.strip()]
@@ -73,9 +72,7 @@ def _steps_in_file(path: str) -> int:
     try:
         return int(last.split(",")[1])
     except (IndexError, ValueError):
-        raise SidecarError(
-            f"{path}: cannot append: no step in the last row {last!r}"
-        ) from None
+        raise SidecarError(f"{path}: cannot append: no step in the last row {last!r}") from None
 
 
 def _evaluate_schedule(
@@ -187,7 +184,8 @@ class _LoggerCore:
         exists = os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         if self.append and exists:
             steps = _steps_in_file(self.filename)
-        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
+        # Open for the whole fit(): _close() (on_train_end, or the next on_train_begin) closes it.
+        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._writer = csv.writer(self._file)  # csv.excel, "\r\n", as CSVLogger
         if not (self.append and exists):
             self._writer.writerow(HEADER)
@@ -202,7 +200,7 @@ class _LoggerCore:
                 groups.setdefault(id(row[3].schedule), (row[3].schedule, []))[1].append(row)
         for schedule, pending in groups.values():
             values = self._evaluate(schedule, [row[3].iteration for row in pending])
-            for row, value in zip(pending, values):
+            for row, value in zip(pending, values, strict=True):
                 row[3] = value
 
     def _flush(self) -> None:
@@ -318,13 +316,12 @@ def _build_keras3() -> type:
         # convert_to_numpy, which on TensorFlow 2.21 + NumPy 2 also warns at every call.
         return float(x) if isinstance(x, keras.Variable) else float(to_numpy(x))
 
-    class LearningRateLogger(_LoggerCore, keras.callbacks.Callback):
+    # Keras ships no type information, so its Callback is Any to mypy.
+    class LearningRateLogger(_LoggerCore, keras.callbacks.Callback):  # type: ignore[misc]
         __doc__ = _DOC.format(
-            framework="For Keras 3 (``keras``), on any backend. For tf_keras use "
-            "``TfKerasLearningRateLogger``.",
+            framework="For Keras 3 (``keras``), on any backend. For tf_keras use ``TfKerasLearningRateLogger``.",
             csv_logger="``keras/src/callbacks/csv_logger.py``",
-            optimizer="``keras/src/optimizers/base_optimizer.py``, "
-            "``_get_current_learning_rate``",
+            optimizer="``keras/src/optimizers/base_optimizer.py``, ``_get_current_learning_rate``",
             reading="""A constant rate is read as ``float(optimizer.learning_rate)`` (a
     ``keras.Variable``; other values go through ``keras.ops.convert_to_numpy``). The
     optimizer is fetched from ``self.model`` at every read, never cached: on JAX that
@@ -366,7 +363,8 @@ def _build_tf_keras() -> type:
     get_value = tf_keras.backend.get_value
     legacy_optimizer = tf_keras.optimizers.legacy.Optimizer
 
-    class TfKerasLearningRateLogger(_LoggerCore, tf_keras.callbacks.Callback):
+    # tf_keras ships no type information, so its Callback is Any to mypy.
+    class TfKerasLearningRateLogger(_LoggerCore, tf_keras.callbacks.Callback):  # type: ignore[misc]
         __doc__ = _DOC.format(
             framework="For tf_keras (Keras 2): ``import tf_keras``, or ``tf.keras`` with "
             "``TF_USE_LEGACY_KERAS=1``. For Keras 3 use ``LearningRateLogger``.",

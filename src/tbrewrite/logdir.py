@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-
 from tbrewrite.events.writer import EVENT_FILE_MARKER
 
 PLACEHOLDER_SUFFIX = ".profile-empty"

@@ -1,8 +1,8 @@
-"""Rename rules: ordered regex rules that rename or drop tags.
+r"""Rename rules: ordered regex rules that rename or drop tags.
 
 A rule set is an ordered list of rules. The first rule whose pattern matches a tag
 (:func:`re.search`) decides: a *rename* rule rewrites the tag with :func:`re.sub`
-semantics (every non-overlapping match is replaced; ``\\1`` and ``\\g<name>`` refer to
+semantics (every non-overlapping match is replaced; ``\1`` and ``\g<name>`` refer to
 groups), a *drop* rule removes the tag's values. A tag no rule matches keeps its name.
 A rule may be limited to some summary kinds (``scope``), as TensorBoard's dashboards
 classify them (:func:`tbrewrite.events.reader.value_kind`).
@@ -12,7 +12,7 @@ from a TOML file::
 
     [[rule]]
     pattern = '^epoch_(.*)$'
-    replace = 'train/\\1'
+    replace = 'train/\1'
     scope = "scalars"          # optional: one kind or a list; default every kind
 
     [[rule]]
@@ -97,7 +97,7 @@ class RuleSet:
         return bool(self.rules)
 
     def apply(self, tag: str, kind: str, *, check: bool = True) -> str | None:
-        """Return the new name of ``tag`` (itself if no rule applies), or None to drop it.
+        r"""Return the new name of ``tag`` (itself if no rule applies), or None to drop it.
 
         Args:
             tag: str. The tag as stored.
@@ -106,7 +106,7 @@ class RuleSet:
 
         Raises:
             RuleError: with ``check``, the deciding rule renames ``tag`` to the empty
-                string or to a name holding a control character (``\\n``, ``\\x00``...;
+                string or to a name holding a control character (``\n``, ``\x00``...;
                 Unicode category ``Cc``).
         """
         for rule in self.rules:
@@ -166,9 +166,7 @@ def _check_template(pattern: re.Pattern[str], replacement: str, source: str) -> 
     string) parses it now, with the same errors.
     """
     names = {index: name for name, index in pattern.groupindex.items()}
-    stand_in = "".join(
-        f"(?P<{names[i]}>)" if i in names else "()" for i in range(1, pattern.groups + 1)
-    )
+    stand_in = "".join(f"(?P<{names[i]}>)" if i in names else "()" for i in range(1, pattern.groups + 1))
     match = re.match(stand_in, "")
     assert match is not None
     try:
@@ -292,13 +290,11 @@ def _scope(scope: object, source: str) -> frozenset[str] | None:
 
 
 def _q(text: str) -> str:
-    """Quote ``text`` as the user typed it (``repr`` would double every backslash).
+    r"""Quote ``text`` as the user typed it (``repr`` would double every backslash).
 
-    Control characters are escaped (``\\n``), so a message stays on one line.
+    Control characters are escaped (``\n``), so a message stays on one line.
     """
-    shown = "".join(
-        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c for c in text
-    )
+    shown = "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c for c in text)
     return f"'{shown}'"
 
 

@@ -1,5 +1,6 @@
-"""The one rewrite engine: an :class:`~tbrewrite.engine.plan.OutputPlan` carried out in
-one streaming pass.
+"""The one rewrite engine.
+
+An :class:`~tbrewrite.engine.plan.OutputPlan` carried out in one streaming pass.
 
 The sources' records are merged in wall_time order with the plan's extra events; each
 summary value is renamed, dropped or kept as its :class:`~tbrewrite.engine.plan.TagAction`
@@ -248,7 +249,10 @@ def _finish(result: OutputResult, planned: SourceFile, reader: EventFileReader) 
     if reader.file_size < planned.size:
         result.damage.append(
             Damage(
-                str(planned.path), TRUNCATED, final.end, final.records,
+                str(planned.path),
+                TRUNCATED,
+                final.end,
+                final.records,
                 f"file shrank after it was scanned ({reader.file_size} bytes, was {planned.size}): "
                 "it was truncated while tbrewrite ran",
             )
@@ -260,7 +264,10 @@ def _finish(result: OutputResult, planned: SourceFile, reader: EventFileReader) 
 def _changed(result: OutputResult, planned: SourceFile, offset: int, records: int) -> None:
     result.damage.append(
         Damage(
-            str(planned.path), CHANGED, offset, records,
+            str(planned.path),
+            CHANGED,
+            offset,
+            records,
             "its records differ from what the first pass read from this byte on: "
             "the file was replaced or rewritten while tbrewrite ran",
         )

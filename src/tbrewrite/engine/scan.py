@@ -19,10 +19,10 @@ from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
 
+from tbrewrite.events.framing import Checkpoint, Damage, FileStamp
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import value_form, value_kind
 from tbrewrite.events.wire import STEP, TAG, WALL_TIME, has_metadata
-from tbrewrite.events.framing import Checkpoint, Damage, FileStamp
 
 
 @dataclass
@@ -88,8 +88,10 @@ class FileStats:
 
     @property
     def end(self) -> int:
-        """Bytes holding the records a rewrite reads without resync: up to the first
-        damage, else the whole file as scanned."""
+        """Bytes holding the records a rewrite reads without resync.
+
+        That is up to the first damage, else the whole file as scanned.
+        """
         return min((d.offset for d in self.damage), default=self.bytes)
 
 
@@ -111,16 +113,19 @@ class StreamScan:
 
     @property
     def damage(self) -> list[Damage]:
+        """Every file's damage, in reading order."""
         return [d for f in self.files for d in f.damage]
 
     @property
     def first_wall_time(self) -> float | None:
+        """The wall_time of the stream's first event, or None if it has none."""
         for f in self.files:
             if f.first_wall_time is not None:
                 return f.first_wall_time
         return None
 
     def scalar_tags(self) -> set[str]:
+        """Return the tags whose kind is ``scalar``."""
         return {t for t, s in self.tags.items() if s.kind == "scalar"}
 
 

@@ -34,7 +34,7 @@ def _import_native() -> ModuleType | None:
     if not _tried:
         _tried = True
         try:
-            from tbrewrite import _native as module
+            import tbrewrite._native as module
         except ImportError as e:
             _native_error = str(e)
         else:

@@ -18,12 +18,16 @@ import dataclasses
 import functools
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import google_crc32c
+
+if TYPE_CHECKING:  # numpy is imported lazily, by resync alone
+    import numpy as np
+    from numpy.typing import NDArray
 
 HEADER_LENGTH = 12
 """Bytes before the data: the u64 length and the u32 masked CRC of those 8 bytes."""
@@ -32,7 +36,6 @@ FOOTER_LENGTH = 4
 MASK_DELTA = 0xA282EAD8
 DEFAULT_CHUNK_SIZE = 1 << 20
 _GOOD_HEADERS = 4096
-
 
 
 class DamageKind(str, Enum):
@@ -70,7 +73,7 @@ CHECKPOINT_RECORDS = 1 << 16
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
-_crc = google_crc32c.value
+_crc: Callable[[bytes], int] = google_crc32c.value  # the C extension's CRC-32C
 
 
 def crc32c(data: bytes) -> int:
@@ -87,9 +90,7 @@ def masked_crc32c(data: bytes) -> int:
 def encode_record(data: bytes) -> bytes:
     """Return ``data`` framed as one TFRecord (16 bytes of overhead)."""
     header = _U64.pack(len(data))
-    return b"".join(
-        (header, _U32.pack(masked_crc32c(header)), data, _U32.pack(masked_crc32c(data)))
-    )
+    return b"".join((header, _U32.pack(masked_crc32c(header)), data, _U32.pack(masked_crc32c(data))))
 
 
 @dataclass(frozen=True)
@@ -159,10 +160,9 @@ class Checkpoint:
     """A fingerprint of the first ``records`` valid records of a file.
 
     A second pass over a file compares its own checkpoints with the first pass's: equal
-    ones prove (up to a 64-bit hash collision) that the records read so far are the
-    ones the first pass read (up to a collision of the CRC sums), so a file replaced or
-    rewritten in between is noticed. A sum costs one addition per record on the hot
-    path.
+    ones prove that the records read so far are the ones the first pass read (up to a
+    collision of the CRC sums), so a file replaced or rewritten in between is noticed. A
+    sum costs one addition per record on the hot path.
 
     Attributes:
         records: int. Valid records counted.
@@ -306,9 +306,7 @@ class RecordReader:
                 header_crc = _masked(crc(buf[pos : pos + 8]))
                 need = HEADER_LENGTH + length + FOOTER_LENGTH
                 if header_crc != stored:
-                    bad = CRC_MISMATCH, (
-                        f"length checksum mismatch: got {stored:#010x}, want {header_crc:#010x}"
-                    )
+                    bad = CRC_MISMATCH, f"length checksum mismatch: got {stored:#010x}, want {header_crc:#010x}"
                 elif need > left:
                     part = "data" if HEADER_LENGTH + length > left else "data crc"
                     bad = TRUNCATED, f"truncated record in {part}: needs {need} bytes, {left} left"
@@ -336,9 +334,7 @@ class RecordReader:
                                 self.checkpoints.append(self.checkpoint())
                             yield data
                             continue
-                        bad = CRC_MISMATCH, (
-                            f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
-                        )
+                        bad = CRC_MISMATCH, f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
                     else:
                         if avail < need:
                             more = f.read(min(max(need - avail, chunk_size), left - avail))
@@ -361,9 +357,7 @@ class RecordReader:
                                 self.checkpoints.append(self.checkpoint())
                             yield data
                             continue
-                        bad = CRC_MISMATCH, (
-                            f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
-                        )
+                        bad = CRC_MISMATCH, f"data checksum mismatch: got {stored:#010x}, want {data_crc:#010x}"
             resume = self._damaged(f, bad[0], offset, bad[1])
             if resume is None:
                 return
@@ -375,9 +369,11 @@ class RecordReader:
         return Checkpoint(self.records, self.end, self.digest)
 
     def retract(self, data: bytes) -> None:
-        """Uncount the record yielded last, whose data is ``data`` (a caller found it is
-        not an Event and stops there), so counts and fingerprints cover exactly the
-        records before it."""
+        """Uncount the record yielded last, whose data is ``data``.
+
+        A caller found it is not an Event and stops there: counts and fingerprints then
+        cover exactly the records before it.
+        """
         self.records -= 1
         self.end = self.offset
         self.digest -= masked_crc32c(data)
@@ -407,9 +403,10 @@ def _masked(crc: int) -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _length_crc_tables():  # noqa: ANN202 - (int, numpy array); numpy is imported lazily
-    """Return ``(crc0, tables)`` such that for any 8 bytes ``m``,
-    ``crc32c(m) == crc0 ^ tables[0][m[0]] ^ ... ^ tables[7][m[7]]``.
+def _length_crc_tables() -> tuple[int, NDArray[np.uint32]]:
+    """Return ``(crc0, tables)`` for the CRC-32C of any 8 bytes by table lookups.
+
+    For any 8 bytes ``m``, ``crc32c(m) == crc0 ^ tables[0][m[0]] ^ ... ^ tables[7][m[7]]``.
 
     CRC-32C of a fixed-length message is affine over GF(2), so the contribution of each
     byte position can be tabulated once (8 x 256 entries).
@@ -424,7 +421,7 @@ def _length_crc_tables():  # noqa: ANN202 - (int, numpy array); numpy is importe
     return crc0, tables
 
 
-def _u32_at_every_offset(buf: bytes, start: int, n: int):  # noqa: ANN202 - numpy array
+def _u32_at_every_offset(buf: bytes, start: int, n: int) -> NDArray[np.uint32]:
     """Return the little-endian u32 at ``buf[start + i]`` for every ``i`` in ``range(n)``."""
     import numpy as np
 
@@ -434,7 +431,7 @@ def _u32_at_every_offset(buf: bytes, start: int, n: int):  # noqa: ANN202 - nump
     return out
 
 
-def _length_crc_hits(buf: bytes, max_length: int):  # noqa: ANN202 - numpy array
+def _length_crc_hits(buf: bytes, max_length: int) -> NDArray[np.intp]:
     """Return, ascending, every ``i`` where ``buf[i:i+12]`` is a plausible record header.
 
     Plausible: the u64 length is at most ``max_length`` and ``buf[i+8:i+12]`` is the
@@ -470,7 +467,7 @@ def _length_crc_hits(buf: bytes, max_length: int):  # noqa: ANN202 - numpy array
     return np.sort(np.concatenate(hits))
 
 
-def find_next_record(f, start: int, size: int, window: int = 1 << 20) -> int | None:  # noqa: ANN001
+def find_next_record(f: BinaryIO, start: int, size: int, window: int = 1 << 20) -> int | None:
     """Return the first offset >= ``start`` where a whole valid record begins, or None.
 
     A candidate must have a valid length checksum, fit in the first ``size`` bytes of
@@ -487,7 +484,8 @@ def find_next_record(f, start: int, size: int, window: int = 1 << 20) -> int | N
         if len(buf) < HEADER_LENGTH:
             return None
         max_length = size - pos - HEADER_LENGTH - FOOTER_LENGTH
-        for i in _length_crc_hits(buf, max_length).tolist():
+        hits: list[int] = _length_crc_hits(buf, max_length).tolist()
+        for i in hits:
             (length,) = _U64.unpack_from(buf, i)
             candidate = pos + i
             if candidate + HEADER_LENGTH + length + FOOTER_LENGTH > size:

@@ -57,7 +57,8 @@ class Record:
         """The event's wall_time: float seconds since the Unix epoch."""
         if self.peek is not None:
             return float(self.peek[WALL_TIME])
-        return self.event.wall_time
+        wall_time: float = self.event.wall_time
+        return wall_time
 
     @property
     def event(self) -> event_pb2.Event:
@@ -128,38 +129,49 @@ class EventFileReader:
 
     @property
     def damage(self) -> list[Damage]:
+        """Every damage found so far (framing and undecodable records), by offset."""
         return sorted(self._records.damage + self.invalid, key=lambda d: d.offset)
 
     @property
     def records(self) -> int:
+        """Valid records read so far, less those skipped (with resync) as not an Event."""
         return self._records.records - self._skipped
 
     @property
     def offset(self) -> int:
+        """Byte offset where the most recently read record starts."""
         return self._records.offset
 
     @property
     def size(self) -> int:
+        """Bytes read: the file's size when it was opened, at most the ``limit`` given."""
         return self._records.size
 
     @property
     def file_size(self) -> int:
+        """The file's size when it was opened (the ``limit`` aside)."""
         return self._records.file_size
 
     @property
     def stamp(self) -> FileStamp | None:
+        """The file as it was opened (None until it is)."""
         return self._records.stamp
 
     @property
     def periodic_checkpoints(self) -> list[Checkpoint]:
-        """The fingerprints taken every :data:`~tbrewrite.events.framing.CHECKPOINT_RECORDS`
-        records so far (the reader's own list: it grows while reading)."""
+        """The fingerprints taken every so many records so far.
+
+        Every :data:`~tbrewrite.events.framing.CHECKPOINT_RECORDS` records; this is the
+        reader's own list: it grows while reading.
+        """
         return self._records.checkpoints
 
     @property
     def checkpoints(self) -> list[Checkpoint]:
-        """Fingerprints taken every :data:`~tbrewrite.events.framing.CHECKPOINT_RECORDS`
-        records, then one of every record read so far."""
+        """The periodic fingerprints, then one of every record read so far.
+
+        Periodic: every :data:`~tbrewrite.events.framing.CHECKPOINT_RECORDS` records.
+        """
         return [*self._records.checkpoints, self._records.checkpoint()]
 
     def events(self) -> Iterator[event_pb2.Event]:

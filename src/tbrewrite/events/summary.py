@@ -1,5 +1,7 @@
-"""What a summary value is: its kind as TensorBoard's dashboards show it, its stored
-form, and its number when it is a scalar.
+"""What a summary value is.
+
+Its kind as TensorBoard's dashboards show it, its stored form, and its number when it is a
+scalar.
 
 Kinds follow the plugin named in the tag's first metadata, as TensorBoard classifies
 series (``plugin_event_accumulator.py`` ``_ProcessEvent``; ``data/server/run.rs``);
@@ -67,20 +69,20 @@ def scalar_value(value: summary_pb2.Summary.Value) -> float | None:
     """Return a scalar summary value as a float, or None if it is not a scalar."""
     which = value.WhichOneof("value")
     if which == "simple_value":
-        return value.simple_value
+        return float(value.simple_value)
     if which != "tensor" or value.tensor.tensor_shape.dim:
         return None
     t = value.tensor
     if t.dtype == _DT_FLOAT:
         if t.float_val:
-            return t.float_val[0]
+            return float(t.float_val[0])
         if len(t.tensor_content) == 4:
-            return _F32.unpack(t.tensor_content)[0]
+            return float(_F32.unpack(t.tensor_content)[0])
     if t.dtype == _DT_DOUBLE:
         if t.double_val:
-            return t.double_val[0]
+            return float(t.double_val[0])
         if len(t.tensor_content) == 8:
-            return _F64.unpack(t.tensor_content)[0]
+            return float(_F64.unpack(t.tensor_content)[0])
     return None
 
 

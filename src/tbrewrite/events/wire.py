@@ -17,6 +17,7 @@ https://protobuf.dev/programming-guides/encoding/.
 from __future__ import annotations
 
 import struct
+from typing import Final, TypeAlias
 
 _F64 = struct.Struct("<d")
 _WALL_TIME = 0x09  # field 1, fixed64
@@ -52,13 +53,18 @@ def encode_varint(n: int) -> bytes:
     return bytes(out)
 
 
-Peek = tuple
+Peek: TypeAlias = tuple[float, int, bytes, int, int]
 """``(wall_time, step, tag, summary_at, rest_at)`` of a common-shape record: wall_time
 (float seconds since the Unix epoch), step (int64), tag (bytes, UTF-8), the offset of the
 summary field's key byte, and the offset just past the tag's bytes. A plain tuple: this
 is built once per record on the hot path."""
 
-WALL_TIME, STEP, TAG, SUMMARY_AT, REST_AT = range(5)
+# Indexes into a Peek (Final, so that a type checker knows each field's type).
+WALL_TIME: Final = 0
+STEP: Final = 1
+TAG: Final = 2
+SUMMARY_AT: Final = 3
+REST_AT: Final = 4
 
 
 def peek(d: bytes) -> Peek | None:
@@ -112,15 +118,24 @@ def peek(d: bytes) -> Peek | None:
 
 
 def retag_head(tag: bytes, rest: int) -> bytes:
-    """Return the bytes from the summary key through the new tag, for a value whose
-    bytes after the tag are ``rest`` long (callers cache it per tag and length)."""
+    """Return the bytes from the summary key through the new tag.
+
+    For a value whose bytes after the tag are ``rest`` long (callers cache it per tag and
+    length).
+    """
     value = 1 + len(encode_varint(len(tag))) + len(tag) + rest
     summary = 1 + len(encode_varint(value)) + value
-    return b"".join((
-        bytes((_SUMMARY,)), encode_varint(summary),
-        bytes((_VALUE,)), encode_varint(value),
-        bytes((_VALUE,)), encode_varint(len(tag)), tag,
-    ))
+    return b"".join(
+        (
+            bytes((_SUMMARY,)),
+            encode_varint(summary),
+            bytes((_VALUE,)),
+            encode_varint(value),
+            bytes((_VALUE,)),
+            encode_varint(len(tag)),
+            tag,
+        )
+    )
 
 
 def retag(d: bytes, peeked: Peek, tag: bytes) -> bytes:

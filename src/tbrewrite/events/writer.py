@@ -12,6 +12,7 @@ Grouping the files of one command, so that an error removes them all, is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -19,8 +20,8 @@ from types import TracebackType
 
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.events.summary import FILE_VERSION
 from tbrewrite.events.framing import masked_crc32c
+from tbrewrite.events.summary import FILE_VERSION
 
 EVENT_FILE_MARKER = "tfevents"
 """TensorBoard loads a file only if its basename holds this (``io_wrapper.py``)."""
@@ -47,8 +48,10 @@ def output_file_name(wall_time: float, suffix: str = "tbrewrite") -> str:
 
 
 def temp_path(path: Path) -> Path:
-    """Return where an output file is written before it is complete: a hidden name
-    beside ``path`` without ``tfevents``, which TensorBoard never loads."""
+    """Return where an output file is written before it is complete.
+
+    That is a hidden name beside ``path`` without ``tfevents``, which TensorBoard never loads.
+    """
     return path.with_name(TEMP_PREFIX + path.name.replace(EVENT_FILE_MARKER, "ev"))
 
 
@@ -70,12 +73,10 @@ class EventFileWriter:
         ...     w.write_event(event)
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, wall_time: float, header: bytes | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, wall_time: float, header: bytes | None = None) -> None:
         self.path = Path(path)
         self.temp_path = temp_path(self.path)
-        self._file = open(self.temp_path, "wb", buffering=_BUFFER)
+        self._file = open(self.temp_path, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed by close()/abort()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._headers: dict[int, bytes] = {}
@@ -154,19 +155,17 @@ class EventFileWriter:
         if self.closed:
             return
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self._file.close()
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp_path)
-        except FileNotFoundError:
-            pass
 
     def __enter__(self) -> EventFileWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -174,7 +173,7 @@ class EventFileWriter:
 
 
 def fsync_dir(path: Path) -> None:
-    """fsync a folder so renames inside it are durable (a no-op where unsupported)."""
+    """Fsync a folder so renames inside it are durable (a no-op where unsupported)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

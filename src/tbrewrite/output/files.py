@@ -1,5 +1,7 @@
-"""Copying files into an output tree: a valid prefix of an event file, and the other
-files of a logdir (symlinks as symlinks, never followed; no pipes, sockets or devices).
+"""Copying files into an output tree.
+
+A valid prefix of an event file, and the other files of a logdir (symlinks as symlinks,
+never followed; no pipes, sockets or devices).
 
 Every error names the file that failed: the input while reading, the output while
 writing (``out/run/...: File too large``).
@@ -42,7 +44,8 @@ def copy_prefix(src: Path, dst: Path, length: int, stamp: FileStamp | None) -> b
     valid records, byte for byte, as a scan read them.
 
     Args:
-        src, dst: Path.
+        src: Path. The file to copy from.
+        dst: Path. The file to create.
         length: int. Bytes to copy.
         stamp: FileStamp or None. ``src`` as the scan saw it; if the file opened now
             differs (replaced, truncated, appended to), nothing is copied.

@@ -24,6 +24,7 @@ deletes. Either way each run ends wholly old or wholly new.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -33,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
-from tbrewrite.logdir import walk
 from tbrewrite.events.writer import TEMP_PREFIX, fsync_dir, temp_path
+from tbrewrite.logdir import walk
 
 JOURNAL_NAME = ".tbrewrite-journal.json"
 STAGED_PREFIX = ".tbrewrite-new-"
@@ -179,10 +180,8 @@ def discard_staged(run_dir: Path, names: list[str]) -> None:
     for name in names:
         staged = run_dir / staged_name(name)
         for path in (staged, temp_path(staged)):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
 
 
 def pending_journals(logdir: Path) -> list[Path]:
@@ -221,5 +220,3 @@ def recover(logdir: Path) -> list[str]:
         if removed:
             done.append(f"{rel}: removed {removed} unfinished staged file(s)")
     return done
-
-

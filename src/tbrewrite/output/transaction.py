@@ -136,7 +136,7 @@ class Transaction:
         for future in self._background:
             try:
                 future.result()
-            except BaseException as e:
+            except BaseException as e:  # noqa: BLE001 - every fsync is waited for; the first error is raised below
                 errors.append(e)
         self._background.clear()
         if self._pool is not None:
@@ -146,8 +146,10 @@ class Transaction:
             raise errors[0]
 
     def own(self, folder: Path) -> None:
-        """Mark ``folder``, which does not exist yet, as wholly this transaction's: a
-        rollback removes it with everything in it (even files a killed worker left)."""
+        """Mark ``folder``, which does not exist yet, as wholly this transaction's.
+
+        A rollback removes it with everything in it (even files a killed worker left).
+        """
         self._owned.append(folder)
 
     def add_file(self, path: str | os.PathLike[str]) -> None:
@@ -175,7 +177,9 @@ class Transaction:
     def __enter__(self) -> Transaction:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is not None:
             self.rollback()
             return
@@ -193,7 +197,8 @@ def check_output_folder(src: Path, out: Path, *, force: bool, src_label: str, ou
         src: Path. The input folder (must exist).
         out: Path. The output folder.
         force: bool. Allow ``out`` to hold files already.
-        src_label, out_label: str. How the messages name them (``SRC``, ``--out``...).
+        src_label: str. How the messages name ``src`` (``SRC``...).
+        out_label: str. How the messages name ``out`` (``OUT``, ``--out``...).
 
     Raises:
         OutputError: ``out`` is ``src``, inside it, contains it, is a file, or holds

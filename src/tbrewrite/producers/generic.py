@@ -1,5 +1,7 @@
-"""Any other writer (PyTorch, tensorboardX, JAX/CLU, an already converted run): tags
-are left as they are."""
+"""Any other writer (PyTorch, tensorboardX, JAX/CLU, an already converted run).
+
+Its tags are left as they are.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Keras's log layouts: how to recognise them, and the default mapping of Keras's flat
-tags to hierarchical ones.
+"""Keras's log layouts.
+
+How to recognise them, and the default mapping of Keras's flat tags to hierarchical ones.
 
 What each Keras version writes (``../shared/FORMATS.md`` §4):
 
@@ -19,10 +20,9 @@ config and graphs pass through unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from collections.abc import Sequence
 
 from tbrewrite.engine.scan import StreamScan
 from tbrewrite.errors import UsageError
@@ -60,9 +60,7 @@ class TagMapping:
 
     def __post_init__(self) -> None:
         if "{split}" not in self.pattern or "{metric}" not in self.pattern:
-            raise UsageError(
-                f"--pattern must contain {{split}} and {{metric}}; got {self.pattern!r}"
-            )
+            raise UsageError(f"--pattern must contain {{split}} and {{metric}}; got {self.pattern!r}")
         try:
             self.pattern.format(split="s", metric="m")
         except (KeyError, IndexError, ValueError) as e:
@@ -134,11 +132,7 @@ def is_flat_keras_tags(scalar_tags: set[str]) -> bool:
     Keras 2 always logs ``loss``; ``val_*`` and learning-rate keys are Keras names too.
     """
     plain = {t for t in scalar_tags if "/" not in t}
-    return bool(
-        "loss" in plain
-        or any(t.startswith("val_") for t in plain)
-        or plain & {"acc", "lr"}
-    )
+    return bool("loss" in plain or any(t.startswith("val_") for t in plain) or plain & {"acc", "lr"})
 
 
 TF49109_WARNING = (
@@ -191,9 +185,7 @@ def tf49109_warnings(scan: StreamScan) -> list[str]:
     for t in epoch:
         gaps = t.count < t.last_step - t.first_step + 1
         if not t.backwards and (gaps or (from_start and t.first_step > 0)):
-            return [
-                TF49109_PARTIAL_WARNING.format(tag=t.tag, count=t.count, first=t.first_step, last=t.last_step)
-            ]
+            return [TF49109_PARTIAL_WARNING.format(tag=t.tag, count=t.count, first=t.first_step, last=t.last_step)]
     return []
 
 
@@ -275,13 +267,13 @@ def split_sessions(run_dir: Path) -> list[tuple[str, dict[str, list[Path]]]]:
             sessions.setdefault(key, {"": [], TRAIN_DIR: [], VALIDATION_DIR: []})[source].append(path)
     named: list[tuple[str, dict[str, list[Path]]]] = []
     used: set[str] = set()
-    for files in sorted(sessions.values(), key=lambda s: min(p.name for v in s.values() for p in v)):
-        first = min((p for v in files.values() for p in v), key=lambda p: p.name)
+    for session in sorted(sessions.values(), key=lambda s: min(p.name for v in s.values() for p in v)):
+        first = min((p for v in session.values() for p in v), key=lambda p: p.name)
         parts = first.name.split(".")
         base = parts[3] if len(parts) > 3 and parts[3].isdigit() else first.name
         name, n = base, 2
         while name in used:
             name, n = f"{base}-{n}", n + 1
         used.add(name)
-        named.append((name, files))
+        named.append((name, session))
     return named

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
 
-from tbrewrite.errors import SidecarError
 from tbrewrite.engine.scan import StreamScan
+from tbrewrite.errors import SidecarError
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import scalar_value
 from tbrewrite.producers import GENERIC, KERAS_FLAT
@@ -31,21 +31,36 @@ from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping
 from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
 
 
-
 class ScannedRun(Protocol):
-    """What sidecar placement needs to know of a scanned run (``convert``'s
-    :class:`tbrewrite.commands.convertplan.RunScan`)."""
+    """What sidecar placement needs to know of a scanned run.
+
+    ``convert``'s :class:`tbrewrite.commands.convertplan.RunScan` is one.
+    """
 
     @property
-    def run(self) -> str: ...
+    def run(self) -> str:
+        """The run's path relative to the logdir, as messages name it."""
+        ...
+
     @property
-    def layout(self) -> str: ...
+    def layout(self) -> str:
+        """The run's layout (:data:`tbrewrite.producers.KERAS_FLAT`, ...)."""
+        ...
+
     @property
-    def sources(self) -> Sequence[_Source]: ...
+    def sources(self) -> Sequence[_Source]:
+        """The run's streams (``train/``, ``validation/``, the folder itself)."""
+        ...
+
     @property
-    def scans(self) -> Sequence[StreamScan]: ...
+    def scans(self) -> Sequence[StreamScan]:
+        """One scan per source, in the order of :attr:`sources`."""
+        ...
+
     @property
-    def tag_map(self) -> Sequence[Mapping[str, str]]: ...
+    def tag_map(self) -> Sequence[Mapping[str, str]]:
+        """One map source tag -> output tag per source, in the order of :attr:`sources`."""
+        ...
 
 
 class _Source(Protocol):
@@ -53,6 +68,7 @@ class _Source(Protocol):
     def name(self) -> str: ...
     @property
     def files(self) -> Sequence[Path]: ...
+
 
 _DT_FLOAT = 1
 _F32 = struct.Struct("<f")
@@ -98,7 +114,7 @@ class MergePlan:
 def _log_points(plan: ScannedRun, wanted: set[str], resync: bool) -> dict[str, list[tuple[int, float, float | None]]]:
     """Stream the run once and return ``(step, wall_time, value)`` of the wanted output tags."""
     points: dict[str, list[tuple[int, float, float | None]]] = {}
-    for source, tmap in zip(plan.sources, plan.tag_map):
+    for source, tmap in zip(plan.sources, plan.tag_map, strict=True):
         interesting = {tag for tag, out in tmap.items() if out in wanted}
         if not interesting:
             continue
@@ -125,7 +141,7 @@ def _differs(a: float, b: float | None) -> bool:
 def _epoch_range(plan: ScannedRun, batch: bool) -> tuple[int, int] | None:
     """Steps spanned by the run's epoch-level (or batch-level) scalar tags, if any."""
     lows, highs = [], []
-    for source, scan in zip(plan.sources, plan.scans):
+    for source, scan in zip(plan.sources, plan.scans, strict=True):
         for tag, stats in scan.tags.items():
             if stats.kind != "scalar":
                 continue
@@ -150,7 +166,7 @@ def _aliases(plan: ScannedRun, mapping: TagMapping, wanted: set[str]) -> dict[st
     is the epoch-level ``train/loss`` a CSVLogger column maps to.
     """
     aliases = {}
-    for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
+    for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map, strict=True):
         for tag, stats in scan.tags.items():
             if stats.kind != "scalar" or tmap[tag] in wanted:
                 continue
@@ -163,7 +179,7 @@ def _aliases(plan: ScannedRun, mapping: TagMapping, wanted: set[str]) -> dict[st
 def _busiest_tag(plan: ScannedRun, source_name: str, prefix: str, suffix: str = "") -> str | None:
     """The output tag of the scalar with most values among ``source_name``'s matching tags."""
     best, count = None, 0
-    for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
+    for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map, strict=True):
         if source.name != source_name:
             continue
         for tag, stats in scan.tags.items():
@@ -194,8 +210,8 @@ def plan_merge(
     batches = _busiest_tag(plan, TRAIN_DIR, "batch_")
     wanted.update(t for t in (evaluation, batches) if t)
     log = _log_points(plan, wanted, resync)
-    forms = {}
-    for scan, tmap in zip(plan.scans, plan.tag_map):
+    forms: dict[str, str] = {}
+    for scan, tmap in zip(plan.scans, plan.tag_map, strict=True):
         for tag, stats in scan.tags.items():
             forms.setdefault(tmap[tag], stats.form)
     default_form = "simple_value" if plan.layout == KERAS_FLAT else "tensor"
@@ -218,7 +234,9 @@ def plan_merge(
                 merge.drop.setdefault(point.tag, set()).add(point.step)
             form = forms.get(point.tag, default_form)
             assert point.wall_time is not None
-            pending.append((point.wall_time, len(pending), _event(point.tag, point.step, point.wall_time, point.value, form)))
+            pending.append(
+                (point.wall_time, len(pending), _event(point.tag, point.step, point.wall_time, point.value, form))
+            )
             report.added += 1
     pending.sort(key=lambda p: (p[0], p[1]))
     merge.events = [e for _, _, e in pending]
@@ -276,8 +294,8 @@ def _place_epochs(
     at_epoch: dict[int, float] = {}
     epoch_tags = sidecar.tags | {alias for alias, tag in aliases.items() if tag in sidecar.tags}
     for tag in epoch_tags:
-        for step, wall_time, _ in log.get(tag, []):
-            at_epoch[step] = min(wall_time, at_epoch.get(step, math.inf))
+        for step, logged_at, _ in log.get(tag, []):
+            at_epoch[step] = min(logged_at, at_epoch.get(step, math.inf))
     first_epoch = min(p.step for p in sidecar.points)
     evaluation_points = log.get(evaluation, []) if evaluation else []
     per_epoch = _batches_per_epoch(at_epoch, evaluation_points)

@@ -83,10 +83,12 @@ class Sidecar:
 
     @property
     def sidecar_wins(self) -> bool:
+        """True if the sidecar's value replaces the log's at the same tag and step."""
         return self.kind == LR_SIDECAR
 
     @property
     def tags(self) -> set[str]:
+        """The output tags of the sidecar's points."""
         return {p.tag for p in self.points}
 
 
@@ -132,15 +134,14 @@ def _no_duplicates(sidecar: Sidecar) -> None:
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     try:
-        f = open(path, newline="", encoding="utf-8-sig")  # a BOM, as Excel writes, is fine
+        f = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
         raise SidecarError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SidecarError(f"{path}: is a folder, not a CSV file") from None
-    with f:
+    with f:  # a BOM, as Excel writes, is fine (utf-8-sig)
         try:
-            for number, row in enumerate(csv.reader(f), start=1):
-                yield number, row
+            yield from enumerate(csv.reader(f), start=1)
         except (csv.Error, UnicodeDecodeError) as e:
             raise SidecarError(f"{path}: not a readable CSV file ({e})") from None
 
@@ -189,13 +190,15 @@ def read_sidecar(path: str | os.PathLike[str], mapping: TagMapping | None = None
     return sidecar
 
 
-def _cells(path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, dict[str, str]]]:
+def _cells(
+    path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]]
+) -> Iterator[tuple[int, dict[str, str]]]:
     for line, row in rows:
         if not row or not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
             raise _fail(path, line, None, f"{len(row)} cells, want {len(header)} as in the header")
-        yield line, dict(zip(header, (c.strip() for c in row)))
+        yield line, dict(zip(header, (c.strip() for c in row), strict=True))
 
 
 def _read_lr(path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]], mapping: TagMapping) -> Sidecar:
@@ -223,7 +226,9 @@ def _read_lr(path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]
     return sidecar
 
 
-def _read_csv_logger(path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]], mapping: TagMapping) -> Sidecar:
+def _read_csv_logger(
+    path: Path, header: list[str], rows: Iterator[tuple[int, list[str]]], mapping: TagMapping
+) -> Sidecar:
     sidecar = Sidecar(path, CSV_LOGGER, "epoch")
     columns = [c for c in header if c != "epoch"]
     if not columns:

@@ -33,6 +33,8 @@ def local_path(path: str | os.PathLike[str], what: str = "path") -> Path:
     match = _URL.match(text) or _COLLAPSED_URL.match(text)
     if match and len(match.group(1)) > 1:  # "C:/..." is a drive, not a scheme
         scheme = match.group(1)
-        url = f"{scheme}://{text[match.end():]}"
-        raise UsageError(f"{url}: {what} is a URL ({scheme}://); object storage is not supported yet, give a local path")
+        url = f"{scheme}://{text[match.end() :]}"
+        raise UsageError(
+            f"{url}: {what} is a URL ({scheme}://); object storage is not supported yet, give a local path"
+        )
     return Path(path)

@@ -110,3 +110,26 @@ def test_13_inspect_of_a_named_pipe_is_an_error_not_a_hang(tmp_path: Path) -> No
     result = runner.invoke(app, ["inspect", str(fifo)])
     assert result.exit_code == 1
     assert result.stderr == f"tbrewrite: error: {fifo}: not a regular file (a named pipe)\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rename", "{logs}", "--rule", "a=b", "--backup-dir", "{tmp}/bk", "--dry-run"],
+        ["rename", "{logs}", "--rule", "a=b", "--out", "{tmp}/o", "--in-place"],
+        ["rename", "{logs}", "--rule", "a=b"],
+        ["rename", "{logs}", "--rule", "a=b", "--dry-run", "--jobs", "0"],
+        ["convert", "{logs}", "{tmp}/o", "--jobs", "0"],
+        ["convert", "{logs}", "{tmp}/o", "--restarts", "sometimes"],
+        ["merge", "{logs}/run", "--sidecar", "{tmp}/lr.csv", "--backup-dir", "{tmp}/bk", "--out", "{tmp}/o"],
+        ["merge", "{logs}/run", "--sidecar", "{tmp}/lr.csv"],
+    ],
+)
+def test_option_conflicts_are_usage_errors_exit_2(tmp_path: Path, argv: list[str]) -> None:
+    """Issue 11: option errors are checked once, in the library, and always exit 2."""
+    write_log(tmp_path / "logs" / "run" / "events.out.tfevents.1700000000.host", range(3))
+    (tmp_path / "lr.csv").write_text("epoch,step,wall_time,learning_rate\n0,0,1700000000.5,0.1\n")
+    result = runner.invoke(app, [a.format(logs=tmp_path / "logs", tmp=tmp_path) for a in argv])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 or "Usage" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "lr.csv"]

@@ -44,7 +44,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and the engine in use (native or python), and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and the engine in use (native or python), and exit.",
     ),
 ) -> None:
     """Rewrite TensorBoard event logs: convert Keras runs, rename tags, merge sidecars."""

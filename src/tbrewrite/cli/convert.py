@@ -3,33 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.convert import ConvertReport, convert
-from tbrewrite.commands.convert import RunReport
-from tbrewrite.producers.keras import discover_runs
-from tbrewrite.producers.keras import TagMapping
+from tbrewrite.commands.convert import ConvertReport, RunReport, convert
 from tbrewrite.parallel import default_jobs
+from tbrewrite.producers.keras import TagMapping, discover_runs
 
 
 @app.command("convert")
 def convert_command(
-    src: Annotated[Path, typer.Argument(help="A Keras log_dir (train/ + validation/), a flat Keras 2 folder, or a tree of runs.")],
+    src: Annotated[
+        Path, typer.Argument(help="A Keras log_dir (train/ + validation/), a flat Keras 2 folder, or a tree of runs.")
+    ],
     dst: Annotated[Path, typer.Argument(metavar="OUT", help="Output run folder (or tree root); must be new or empty.")],
     train_name: Annotated[str, typer.Option("--train-name", help="Split name for training tags.")] = "train",
     val_name: Annotated[str, typer.Option("--val-name", help="Split name for validation tags.")] = "val",
-    pattern: Annotated[str, typer.Option("--pattern", help="Tag pattern: '{split}/{metric}' or '{metric}/{split}'.")] = "{split}/{metric}",
-    restarts: Annotated[str, typer.Option("--restarts", help="Several event files in a run: keep | keep-last | split.")] = "keep",
+    pattern: Annotated[
+        str, typer.Option("--pattern", help="Tag pattern: '{split}/{metric}' or '{metric}/{split}'.")
+    ] = "{split}/{metric}",
+    restarts: Annotated[
+        str, typer.Option("--restarts", help="Several event files in a run: keep | keep-last | split.")
+    ] = "keep",
     force: Annotated[bool, typer.Option("--force", help="Replace event files already in OUT.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the mapping per run; write nothing.")] = False,
-    resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Runs converted at once (default: every core).")] = None,
-    sidecar: Annotated[Optional[list[Path]], typer.Option("--sidecar", help="Learning-rate sidecar or Keras CSVLogger file to merge (repeatable); learning_rate.csv beside train/ is found without it.")] = None,
+    resync: Annotated[
+        bool, typer.Option("--resync", help="After damage, continue from the next valid record.")
+    ] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Runs converted at once (default: every core).")
+    ] = None,
+    sidecar: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--sidecar",
+            help=(
+                "Learning-rate sidecar or Keras CSVLogger file to merge (repeatable); "
+                "learning_rate.csv beside train/ is found without it."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Convert Keras runs into one run each with train/... and val/... tags.
 
@@ -41,17 +58,41 @@ def convert_command(
         many = total > 1
         if many and not dry_run:
             with Progress(
-                TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                console=err, transient=True, disable=not err.is_terminal,
+                TextColumn("converting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
             ) as progress:
                 task = progress.add_task("", total=total)
 
                 def advance(run: RunReport) -> None:
                     progress.update(task, advance=1, description=run.plan.run)
 
-                report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, resync=resync, sidecars=sidecar or (), jobs=jobs or default_jobs(), on_run=advance)
+                report = convert(
+                    src,
+                    dst,
+                    mapping=mapping,
+                    restarts=restarts,
+                    force=force,
+                    resync=resync,
+                    sidecars=sidecar or (),
+                    jobs=jobs or default_jobs(),
+                    on_run=advance,
+                )
         else:
-            report = convert(src, dst, mapping=mapping, restarts=restarts, force=force, dry_run=dry_run, resync=resync, sidecars=sidecar or ())
+            report = convert(
+                src,
+                dst,
+                mapping=mapping,
+                restarts=restarts,
+                force=force,
+                dry_run=dry_run,
+                resync=resync,
+                sidecars=sidecar or (),
+            )
     if dry_run:
         _print_mapping(report)
     elif many:
@@ -80,12 +121,16 @@ def _print_mapping(report: ConvertReport) -> None:
         table = Table(title=f"{plan.run} ({plan.layout}) -> {plan.out_dir / plan.out_name}", title_justify="left")
         for column in ("source", "tag", "new tag", "kind", "values", "steps"):
             table.add_column(column, overflow="fold")
-        for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map):
+        for source, scan, tmap in zip(plan.sources, plan.scans, plan.tag_map, strict=False):
             for tag, stats in scan.tags.items():
                 new = tmap[tag]
                 table.add_row(
-                    (source.name or ".") + "/", tag, new if new != tag else "(unchanged)", stats.kind,
-                    str(stats.count), f"{stats.first_step}..{stats.last_step}",
+                    (source.name or ".") + "/",
+                    tag,
+                    new if new != tag else "(unchanged)",
+                    stats.kind,
+                    str(stats.count),
+                    f"{stats.first_step}..{stats.last_step}",
                 )
         out.print(table)
 
@@ -120,7 +165,9 @@ def _print_summary(report: ConvertReport, dry_run: bool, restarts: str) -> None:
             )
     runs = len(report.runs)
     if dry_run:
-        out.print(f"dry run: {runs} run(s), {events_in} events, {mapped} tags would be mapped; nothing written", markup=False)
+        out.print(
+            f"dry run: {runs} run(s), {events_in} events, {mapped} tags would be mapped; nothing written", markup=False
+        )
         return
     unchanged = [r for r in report.runs if r.unchanged]
     written = sum(1 for r in report.runs if r.output is not None)
@@ -132,6 +179,9 @@ def _print_summary(report: ConvertReport, dry_run: bool, restarts: str) -> None:
     out.print(line, markup=False)
     for run in report.runs:
         if run.output is None:
-            out.print(f"{run.plan.run}: no event to convert (no valid record besides file_version); nothing written", markup=False)
+            out.print(
+                f"{run.plan.run}: no event to convert (no valid record besides file_version); nothing written",
+                markup=False,
+            )
     if unchanged and len(unchanged) == runs:
         out.print("nothing to change: the input is already converted (output is byte-identical)", markup=False)

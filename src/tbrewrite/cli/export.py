@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ from tbrewrite.commands.export import export
 def export_command(
     path: Annotated[Path, typer.Argument(help="A logdir, a run folder, or one event file.")],
     dst: Annotated[Path, typer.Argument(metavar="OUT", help="The table to write: OUT.csv or OUT.parquet.")],
-    fmt: Annotated[Optional[str], typer.Option("--format", help="csv or parquet (default: from OUT's suffix).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from OUT's suffix).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
 ) -> None:
     """Write every scalar as a tidy table: run, tag, step, wall_time, value.

@@ -20,7 +20,9 @@ from tbrewrite.commands.inspect import EVENT_KINDS, InspectedRun, LogdirReport, 
 def inspect_command(
     path: Annotated[Path, typer.Argument(help="A logdir, a run folder, or one event file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (schema in the README).")] = False,
-    resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
+    resync: Annotated[
+        bool, typer.Option("--resync", help="After damage, continue from the next valid record.")
+    ] = False,
 ) -> None:
     """Show what a log holds: runs, files, tags, Keras layout, restarts and damage.
 
@@ -79,7 +81,11 @@ def _print_run(run: InspectedRun) -> None:
             tags.add_column(column, justify="right" if column == "values" else "left", overflow="fold")
         for t in run.tags:
             tags.add_row(
-                Text(t.tag), t.kind, t.form, str(t.count), f"{t.first_step}..{t.last_step}",
+                Text(t.tag),
+                t.kind,
+                t.form,
+                str(t.count),
+                f"{t.first_step}..{t.last_step}",
                 _time_range(t.first_wall_time, t.last_wall_time),
             )
         out.print(tags)
@@ -102,7 +108,6 @@ def _print_summary(report: LogdirReport) -> None:
     tags = sum(len(r.scan.tags) for r in report.runs)
     events = sum(r.scan.events for r in report.runs)
     out.print(
-        f"\n{len(report.runs)} run(s), {len(files)} file(s), {events} events, {tags} tags; "
-        f"{damaged} damaged file(s)",
+        f"\n{len(report.runs)} run(s), {len(files)} file(s), {events} events, {tags} tags; {damaged} damaged file(s)",
         markup=False,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.parallel import default_jobs
 from tbrewrite.commands.rename import RenameReport, discover, recover_interrupted, rename
+from tbrewrite.parallel import default_jobs
 from tbrewrite.rules import build_rules
 
 
@@ -24,21 +24,64 @@ def _usage(message: str) -> typer.Exit:
 @app.command("rename")
 def rename_command(
     logdir: Annotated[Path, typer.Argument(metavar="LOGDIR", help="A tree of runs (folders holding event files).")],
-    rule: Annotated[Optional[list[str]], typer.Option("--rule", metavar="REGEX=REPLACEMENT", help="'REGEX=REPLACEMENT' (re.sub template: \\1, \\g<name>); repeatable, first match wins.")] = None,
-    rules_file: Annotated[Optional[Path], typer.Option("--rules", metavar="FILE", help="A TOML rules file (see README).")] = None,
-    drop: Annotated[Optional[list[str]], typer.Option("--drop", metavar="REGEX", help="Drop the values of tags matching REGEX; repeatable; tried before --rule.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="Write a mirrored tree here (new or empty).")] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="Replace event files in place; originals go to --backup-dir.")] = False,
-    backup_dir: Annotated[Optional[Path], typer.Option("--backup-dir", metavar="DIR", help="Where --in-place keeps the originals (default: LOGDIR.tbrewrite-backup-N beside LOGDIR).")] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            metavar="REGEX=REPLACEMENT",
+            help="'REGEX=REPLACEMENT' (re.sub template: \\1, \\g<name>); repeatable, first match wins.",
+        ),
+    ] = None,
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", metavar="FILE", help="A TOML rules file (see README).")
+    ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop", metavar="REGEX", help="Drop the values of tags matching REGEX; repeatable; tried before --rule."
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", metavar="DIR", help="Write a mirrored tree here (new or empty).")
+    ] = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Replace event files in place; originals go to --backup-dir.")
+    ] = False,
+    backup_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--backup-dir",
+            metavar="DIR",
+            help="Where --in-place keeps the originals (default: LOGDIR.tbrewrite-backup-N beside LOGDIR).",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every planned mapping; write nothing.")] = False,
-    runs: Annotated[Optional[list[str]], typer.Option("--runs", metavar="GLOB", help="Only runs whose path relative to LOGDIR matches GLOB; repeatable.")] = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", metavar="N", help="Runs processed in parallel (default: all cores).")] = None,
-    allow_merge: Annotated[bool, typer.Option("--allow-merge", help="Let two tags with overlapping steps merge onto one name.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out, deleting event files there this command does not write.")] = False,
-    resync: Annotated[bool, typer.Option("--resync", help="After damage, continue from the next valid record.")] = False,
-    recover: Annotated[bool, typer.Option("--recover", help="Only finish in-place renames interrupted under LOGDIR, then exit.")] = False,
+    runs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runs", metavar="GLOB", help="Only runs whose path relative to LOGDIR matches GLOB; repeatable."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", metavar="N", help="Runs processed in parallel (default: all cores).")
+    ] = None,
+    allow_merge: Annotated[
+        bool, typer.Option("--allow-merge", help="Let two tags with overlapping steps merge onto one name.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write into a non-empty --out, deleting event files there this command does not write."
+        ),
+    ] = False,
+    resync: Annotated[
+        bool, typer.Option("--resync", help="After damage, continue from the next valid record.")
+    ] = False,
+    recover: Annotated[
+        bool, typer.Option("--recover", help="Only finish in-place renames interrupted under LOGDIR, then exit.")
+    ] = False,
 ) -> None:
-    """Rename or drop tags in every run under LOGDIR, by ordered regex rules.
+    r"""Rename or drop tags in every run under LOGDIR, by ordered regex rules.
 
     Example: tbrewrite rename logs --rule '^epoch_(.*)$=train/\\1' --drop '_grad$' --out renamed
     """
@@ -55,22 +98,16 @@ def rename_command(
         raise _usage("give --rule or --rules, not both")
     if not (rule or rules_file or drop):
         raise _usage("give at least one --rule, --rules FILE or --drop")
-    if out_dir is not None and in_place:
-        raise _usage("give --out DIR or --in-place, not both")
-    if out_dir is None and not in_place and not dry_run:
-        raise _usage("give --out DIR or --in-place (or --dry-run)")
-    if jobs is not None and jobs < 1:
-        raise _usage(f"--jobs must be at least 1; got {jobs}")
     with errors_to_exit():
         rules = build_rules(rule or (), rules_file=rules_file, drops=drop or ())
-        options = dict(
-            out=out_dir, in_place=in_place, dry_run=dry_run, runs=runs or (),
-            jobs=default_jobs() if jobs is None else jobs,
-            allow_merge=allow_merge, backup_dir=backup_dir, force=force, resync=resync,
-        )
         with Progress(
-            TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            console=err, transient=True, disable=not err.is_terminal,
+            TextColumn("{task.fields[phase]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
         ) as progress:
             selected = len(discover(logdir, runs or ())) if logdir.is_dir() else 0
             task = progress.add_task("", total=selected * (1 if dry_run else 2), phase="scanning")
@@ -78,7 +115,20 @@ def rename_command(
             def advance(phase: str, run: str) -> None:
                 progress.update(task, advance=1, description=run, phase="scanning" if phase == "planned" else "writing")
 
-            report = rename(logdir, rules, on_progress=advance, **options)
+            report = rename(
+                logdir,
+                rules,
+                out=out_dir,
+                in_place=in_place,
+                dry_run=dry_run,
+                runs=runs or (),
+                jobs=default_jobs() if jobs is None else jobs,
+                allow_merge=allow_merge,
+                backup_dir=backup_dir,
+                force=force,
+                resync=resync,
+                on_progress=advance,
+            )
     for line in report.recovered:
         err.print(f"tbrewrite: note: recovered {line}", markup=False)
     for line in report.warnings:
@@ -111,8 +161,13 @@ def _print_mapping(report: RenameReport) -> None:
         for tp in run.plan.tags.values():
             if tp.changed:
                 table.add_row(
-                    run.plan.run, tp.tag, "->", tp.new if tp.new is not None else "(dropped)",
-                    tp.kind, str(tp.count), f"{tp.min_step}..{tp.max_step}",
+                    run.plan.run,
+                    tp.tag,
+                    "->",
+                    tp.new if tp.new is not None else "(dropped)",
+                    tp.kind,
+                    str(tp.count),
+                    f"{tp.min_step}..{tp.max_step}",
                 )
     _print_wide(table)
 
@@ -132,8 +187,13 @@ def _print_table(report: RenameReport) -> None:
         if plan.damage:
             result += "; damaged: " + ", ".join(f"{d.kind}@{d.offset}" for d in plan.damage)
         table.add_row(
-            plan.run, str(len(plan.files)), str(plan.events), str(run.events_out) if run.files else "-",
-            str(len(plan.renamed())), str(len(plan.dropped())), result,
+            plan.run,
+            str(len(plan.files)),
+            str(plan.events),
+            str(run.events_out) if run.files else "-",
+            str(len(plan.renamed())),
+            str(len(plan.dropped())),
+            result,
         )
     _print_wide(table)
 

@@ -259,11 +259,15 @@ def _name_write_errors(path: Path) -> Iterator[None]:
 
 
 def _plans(task: _Task, sidecars: tuple[Sidecar, ...]) -> Iterator[RunPlan]:
-    """The run's plan; with ``--restarts split``, one per Keras process (no sidecars:
-    their rows cannot be told apart by process yet)."""
+    """Yield the run's plan; with ``--restarts split``, one per Keras process.
+
+    Split runs get no sidecars: their rows cannot be told apart by process yet.
+    """
     if task.restarts != SPLIT:
         scan = scan_run(task.rel, task.run_dir, task.mapping, resync=task.resync, keep_last=task.restarts == KEEP_LAST)
-        yield plan_run(scan, task.out_dir, restarts=task.restarts, resync=task.resync, sidecars=sidecars, mapping=task.mapping)
+        yield plan_run(
+            scan, task.out_dir, restarts=task.restarts, resync=task.resync, sidecars=sidecars, mapping=task.mapping
+        )
         return
     sub = task.rel if task.rel != "." else ""
     for name, files in split_sessions(task.run_dir):

@@ -1,5 +1,6 @@
-"""Planning one ``convert`` run: its sources, layout, tag mapping, sidecar points and
-the :class:`~tbrewrite.engine.plan.OutputPlan` the engine writes.
+"""Planning one ``convert`` run: sources, layout, mapping, sidecars and the engine's plan.
+
+Its result is the :class:`~tbrewrite.engine.plan.OutputPlan` the engine writes.
 
 A first streaming pass (:func:`tbrewrite.engine.scan.scan_files` per source) learns
 each source's tags, kinds, first plugin metadata, restarts and damage; the run's
@@ -91,26 +92,32 @@ class RunPlan:
 
     @property
     def run(self) -> str:
+        """The run's path relative to SRC."""
         return self.scan.run
 
     @property
     def src_dir(self) -> Path:
+        """The run folder."""
         return self.scan.src_dir
 
     @property
     def layout(self) -> str:
+        """``keras-split``, ``keras-flat`` or ``generic``."""
         return self.scan.layout
 
     @property
     def sources(self) -> tuple[Source, ...]:
+        """The run's sources."""
         return self.scan.sources
 
     @property
     def scans(self) -> tuple[StreamScan, ...]:
+        """One StreamScan per source."""
         return self.scan.scans
 
     @property
     def tag_map(self) -> tuple[Mapping[str, str], ...]:
+        """One mapping tag -> output tag per source."""
         return self.scan.tag_map
 
     @property
@@ -124,18 +131,23 @@ class RunPlan:
         return sum(s.events for s in self.scans)
 
     def has_output(self) -> bool:
-        """True if there is something to write: an event besides file_version, or a
-        sidecar point (a run of only empty, truncated or non-event files has none)."""
+        """Return True if there is something to write.
+
+        That is an event besides file_version, or a sidecar point (a run of only empty,
+        truncated or non-event files has none).
+        """
         return bool(self.merge.events) or any(
             n for scan in self.scans for what, n in scan.event_kinds.items() if what != "file_version"
         )
 
     def warnings(self) -> list[str]:
-        """Return notes about problems the log itself shows (the producer's, e.g.
-        tensorflow#49109 for a Keras ``train/`` source)."""
+        """Return notes about problems the log itself shows.
+
+        They are the producer's, e.g. tensorflow#49109 for a Keras ``train/`` source.
+        """
         notes = []
         fixed = any(s.kind == CSV_LOGGER for s in self.sidecars)
-        for source, scan in zip(self.sources, self.scans):
+        for source, scan in zip(self.sources, self.scans, strict=False):
             for note in self.scan.producer.warnings(source.name, scan):
                 if fixed:
                     note = note.replace("merge a CSVLogger file with --sidecar", "the CSVLogger sidecar restores them")
@@ -145,17 +157,16 @@ class RunPlan:
     def renamed(self) -> list[tuple[str, str, str, TagStats]]:
         """Return ``(source, old tag, new tag, stats)`` for every tag whose name changes."""
         out = []
-        for source, scan, tmap in zip(self.sources, self.scans, self.tag_map):
+        for source, scan, tmap in zip(self.sources, self.scans, self.tag_map, strict=False):
             for tag, stats in scan.tags.items():
                 if tmap[tag] != tag:
                     out.append((source.name, tag, tmap[tag], stats))
         return out
 
     def backwards(self) -> dict[str, tuple[int, int, int]]:
-        """Return, per output tag whose steps go back, ``(times, previous step, step)``
-        of the first time."""
+        """Return ``(times, previous step, step)`` of the first time, per output tag whose steps go back."""
         out: dict[str, tuple[int, int, int]] = {}
-        for scan, tmap in zip(self.scans, self.tag_map):
+        for scan, tmap in zip(self.scans, self.tag_map, strict=False):
             for tag, stats in scan.tags.items():
                 if stats.backwards:
                     _, prev, step = stats.backwards[0]
@@ -237,7 +248,7 @@ def plan_run(
                 for tag, ts in stats.tags.items()
             },
         )
-        for source, stats, tmap in zip(scan.sources, scan.scans, scan.tag_map)
+        for source, stats, tmap in zip(scan.sources, scan.scans, scan.tag_map, strict=False)
     )
     output = OutputPlan(
         out_dir / out_name,
@@ -262,7 +273,7 @@ def _assign_tags(
     validation -- is prefixed with its split name (``val/keras``).
     """
     proposals = []
-    for i, (source, scan) in enumerate(zip(sources, scans)):
+    for i, (source, scan) in enumerate(zip(sources, scans, strict=False)):
         for tag, stats in scan.tags.items():
             new = None
             if stats.kind == "scalar" and mapping is not None:

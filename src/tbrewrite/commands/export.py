@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import InputError
+from tbrewrite.events.framing import Damage
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import scalar_value
 from tbrewrite.logdir import is_event_file, runs
-from tbrewrite.events.framing import Damage
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
 FORMATS = ("csv", "parquet")
@@ -132,7 +132,9 @@ def read_scalars(path: str | os.PathLike[str]):  # noqa: ANN201 - returns a pand
     return pd.concat(frames, ignore_index=True)
 
 
-def export(path: str | os.PathLike[str], out: str | os.PathLike[str], *, fmt: str | None = None, force: bool = False) -> tuple[int, list[Damage]]:
+def export(
+    path: str | os.PathLike[str], out: str | os.PathLike[str], *, fmt: str | None = None, force: bool = False
+) -> tuple[int, list[Damage]]:
     """Write every scalar under ``path`` to ``out`` as CSV or Parquet, in chunks.
 
     Args:

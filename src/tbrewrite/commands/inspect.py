@@ -35,10 +35,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tbrewrite.engine.scan import FileStats, StreamScan, TagStats, scan_files
 from tbrewrite.errors import InputError
-from tbrewrite.output.files import special_file
-from tbrewrite.storage import local_path
+from tbrewrite.events.framing import Damage
 from tbrewrite.logdir import is_event_file, walk
+from tbrewrite.output.files import special_file
 from tbrewrite.producers import GENERIC
 from tbrewrite.producers.keras import (
     KERAS_FLAT,
@@ -51,16 +52,15 @@ from tbrewrite.producers.keras import (
     is_split_run,
     tf49109_warnings,
 )
-from tbrewrite.events.framing import Damage
-from tbrewrite.engine.scan import FileStats, StreamScan, TagStats, scan_files
+from tbrewrite.storage import local_path
 
 __all__ = [
     "EVENT_KINDS",
+    "TF49109_PARTIAL_WARNING",
+    "TF49109_WARNING",
     "InspectedFile",
     "InspectedRun",
     "LogdirReport",
-    "TF49109_PARTIAL_WARNING",
-    "TF49109_WARNING",
     "inspect_logdir",
     "iter_runs",
 ]
@@ -79,6 +79,7 @@ EVENT_KINDS = (
 BACKWARDS_KEPT = 1
 """Per tag, only the first step that goes backwards is kept (the rest are counted), so a
 log whose steps never increase (every value at step 0) is inspected in flat memory."""
+
 
 @dataclass
 class InspectedFile:
@@ -260,9 +261,7 @@ def _inspect_run(run: str, run_dir: Path, files: list[Path], base: Path, resync:
     scan = scan_files(loaded, resync=resync, backwards_limit=BACKWARDS_KEPT)
     stats = {s.path: s for s in scan.files}
     stats.update({s.path: s for s in scan_files(skipped, resync=resync, backwards_limit=0).files})
-    inspected = [
-        InspectedFile(f, _relative(f, base), is_event_file(f.name), stats[f]) for f in files
-    ]
+    inspected = [InspectedFile(f, _relative(f, base), is_event_file(f.name), stats[f]) for f in files]
     layout, log_dir, split = _layout(run_dir, scan)
     result = InspectedRun(
         run,

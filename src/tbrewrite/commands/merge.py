@@ -166,5 +166,3 @@ def recover_interrupted(run: str | os.PathLike[str]) -> list[str]:
     run = Path(run)
     check_dir(run, "RUN")
     return recover(run)
-
-

@@ -29,14 +29,11 @@ from pathlib import Path
 from tbrewrite.commands.renameplan import FilePlan, RunPlan, plan_run
 from tbrewrite.engine.plan import Header, OutputPlan, SourcePlan, TagAction
 from tbrewrite.engine.rewrite import rewrite
-from tbrewrite.errors import InputError, OutputError, TagCollisionError
+from tbrewrite.errors import InputError, OutputError, TagCollisionError, UsageError
 from tbrewrite.events.framing import Damage
 from tbrewrite.logdir import check_dir, is_event_file, walk
 from tbrewrite.logdir import runs as run_folders
 from tbrewrite.output.files import copy_prefix, mirror_file, naming_output, special_file
-from tbrewrite.parallel import map_ordered
-from tbrewrite.rules import RuleSet
-from tbrewrite.storage import local_path
 from tbrewrite.output.swap import (
     JOURNAL_NAME,
     LEFTOVER_PREFIXES,
@@ -48,6 +45,9 @@ from tbrewrite.output.swap import (
     staged_name,
 )
 from tbrewrite.output.transaction import Transaction, check_output_folder
+from tbrewrite.parallel import map_ordered
+from tbrewrite.rules import RuleSet
+from tbrewrite.storage import local_path
 
 
 @dataclass
@@ -89,8 +89,11 @@ class RenameReport:
 
     @property
     def damage(self) -> list[Damage]:
-        """Every damaged stretch of input, run by run: the scan's, then any the write
-        found (a file that changed after it was planned)."""
+        """Every damaged stretch of input, run by run.
+
+        First the scan's, then any the write found (a file that changed after it was
+        planned).
+        """
         return [d for r in self.runs for d in (*r.plan.damage, *(d for f in r.files for d in f.damage))]
 
     @property
@@ -134,8 +137,11 @@ class FileResult:
 
 
 def _output_plan(plan: RunPlan, fp: FilePlan, dst: Path, resync: bool) -> OutputPlan:
-    """The engine's plan for one event file: its tags renamed or dropped, the first
-    value of each renamed tag given the tag's metadata, everything else untouched."""
+    """Return the engine's plan for one event file.
+
+    Its tags are renamed or dropped, the first value of each renamed tag gets the tag's
+    metadata, everything else is untouched.
+    """
     actions = {}
     for tag in fp.tags:
         tp = plan.tags[tag]
@@ -155,7 +161,7 @@ def _write_task(task: tuple[RunPlan, list[Path], bool, bool]) -> list[FileResult
     changes = plan.changes
     results: list[FileResult] = []
     with Transaction() as outputs:
-        for fp, dst in zip(plan.files, targets):
+        for fp, dst in zip(plan.files, targets, strict=False):
             if fp.tags.isdisjoint(changes) and not fp.resynced:
                 result = FileResult(fp.path.name, fp.records, fp.records)
                 if not keep_unchanged or not fp.records:
@@ -169,8 +175,15 @@ def _write_task(task: tuple[RunPlan, list[Path], bool, bool]) -> list[FileResult
             with _naming_output(fp.path, dst):
                 written = rewrite(_output_plan(plan, fp, dst, resync), outputs)
             result = FileResult(
-                fp.path.name, written.events_in, written.events_out, written.values_renamed,
-                written.values_dropped, written.changed, None, written.damage, written.notes,
+                fp.path.name,
+                written.events_in,
+                written.events_out,
+                written.values_renamed,
+                written.values_dropped,
+                written.changed,
+                None,
+                written.damage,
+                written.notes,
             )
             if written.writer is not None:
                 if written.changed or keep_unchanged:
@@ -255,9 +268,10 @@ def rename(
         RenameReport.
 
     Raises:
-        InputError: ``logdir`` is missing or holds no (selected) runs, an option
-            combination is invalid, or an interrupted in-place swap is pending (without
-            ``in_place``).
+        UsageError: an option combination is invalid (``out`` with ``in_place``,
+            neither without ``dry_run``, ``backup_dir`` without ``in_place``, ``jobs`` < 1).
+        InputError: ``logdir`` is missing or holds no (selected) runs, or an interrupted
+            in-place swap is pending (without ``in_place``).
         OutputError: ``out`` or ``backup_dir`` is unsafe.
         TagCollisionError: tags would merge with overlapping steps, or tags of different
             kinds would share a name (nothing written).
@@ -267,12 +281,14 @@ def rename(
     out = local_path(out, "--out") if out is not None else None
     backup_dir = local_path(backup_dir, "--backup-dir") if backup_dir is not None else None
     check_dir(logdir, "LOGDIR")
-    if (out is not None and in_place) or (out is None and not in_place and not dry_run):
-        raise InputError("give exactly one of --out DIR and --in-place")
+    if out is not None and in_place:
+        raise UsageError("give --out DIR or --in-place, not both")
+    if out is None and not in_place and not dry_run:
+        raise UsageError("give --out DIR or --in-place (or --dry-run)")
     if backup_dir is not None and not in_place:
-        raise InputError("--backup-dir needs --in-place")
+        raise UsageError("--backup-dir needs --in-place")
     if jobs < 1:
-        raise InputError(f"--jobs must be at least 1; got {jobs}")
+        raise UsageError(f"--jobs must be at least 1; got {jobs}")
     progress = on_progress or (lambda phase, run: None)
     report = RenameReport()
     if in_place and not dry_run:
@@ -387,7 +403,7 @@ def _write_out(
                 mirror_file(src, dst)
                 written.add(dst)
         results = map_ordered(_write_task, tasks, jobs, lambda i, r: progress("written", report.runs[i].plan.run))
-        for run, files in zip(report.runs, results):
+        for run, files in zip(report.runs, results, strict=False):
             run.files = files
         if force:
             for dirpath, _, filenames in os.walk(out):
@@ -417,15 +433,12 @@ def _write_in_place(
     for run in report.runs:
         if not run.plan.changes:
             progress("written", run.plan.run)
-    tasks = [
-        (r.plan, [r.plan.run_dir / staged_name(f.path.name) for f in r.plan.files], False, resync)
-        for r in runs
-    ]
+    tasks = [(r.plan, [r.plan.run_dir / staged_name(f.path.name) for f in r.plan.files], False, resync) for r in runs]
     staged = {id(r): [f.path.name for f in r.plan.files] for r in runs}
     try:
         results = map_ordered(_write_task, tasks, jobs, lambda i, _: progress("written", runs[i].plan.run))
         swaps = []
-        for run, files in zip(runs, results):
+        for run, files in zip(runs, results, strict=False):
             run.files = files
             run.replaced = [f.name for f in files if f.output is not None]
             if run.replaced:

@@ -11,16 +11,17 @@ differ; tags whose ranges do not overlap simply merge.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
 
 from tbrewrite.engine.plan import SourceFile
-from tbrewrite.logdir import list_event_files
-from tbrewrite.events.framing import Damage
-from tbrewrite.rules import RuleSet
 from tbrewrite.engine.scan import scan_files
+from tbrewrite.events.framing import Damage
+from tbrewrite.logdir import list_event_files
+from tbrewrite.rules import RuleSet
 
 
 @dataclass
@@ -142,7 +143,9 @@ def plan_run(run: str, run_dir: Path, rules: RuleSet, *, resync: bool = False) -
         damage = stats.damage
         end = damage[0].offset if damage and not resync else stats.bytes
         plan.files.append(
-            FilePlan(path, frozenset(scan.tags), stats.records, end, bool(damage) and resync, SourceFile.from_stats(stats))
+            FilePlan(
+                path, frozenset(scan.tags), stats.records, end, bool(damage) and resync, SourceFile.from_stats(stats)
+            )
         )
         plan.damage += damage
         plan.events += scan.events
@@ -185,9 +188,7 @@ def _find_collisions(plan: RunPlan) -> None:
             )
             continue
         ranges = sorted((m.min_step, m.max_step, m.tag) for m in members)
-        overlap = next(
-            ((a, b) for a, b in zip(ranges, ranges[1:]) if b[0] <= a[1]), None
-        )
+        overlap = next(((a, b) for a, b in itertools.pairwise(ranges) if b[0] <= a[1]), None)
         if overlap is None:
             plan.merges.append(f"run '{plan.run}': tags {names} merge into '{new}' (steps do not overlap)")
             continue

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 
 use crate::proto::{event_info, validate_event};
-use crate::tf_record::{Damage, DamageKind, RecordReader, Source, FOOTER_LENGTH, HEADER_LENGTH};
+use crate::tf_record::{Checkpoint, Damage, DamageKind, FileStamp, RecordReader, Source, FOOTER_LENGTH, HEADER_LENGTH};
 use crate::wire;
 
 /// `flags` bits of one record.
@@ -33,16 +33,24 @@ pub mod flags {
 pub const NO_TAG: u32 = u32::MAX;
 
 /// The columns of one scanned file: one row per valid `Event` record, in file order.
+/// A [`Scanner`] fills them a batch at a time; [`scan`] in one go.
 #[derive(Debug, Default)]
 pub struct Scan {
     /// Bytes read: the file size when opened, at most the limit.
     pub size: u64,
-    /// Records whose checksums hold (Python `RecordReader.records`).
+    /// Records whose checksums hold (Python `RecordReader.records`): with resync, invalid
+    /// events included; without, the invalid event that stops the file is retracted.
     pub frames: u64,
     /// Valid `Event` records (Python `EventFileReader.records`).
     pub records: u64,
     /// Damage, sorted by offset.
     pub damage: Vec<Damage>,
+    /// Fingerprints every `CHECKPOINT_RECORDS` frames, then one of every frame read (Python
+    /// `EventFileReader.checkpoints`: counts are frames, so with resync an invalid event
+    /// skipped is in them; without, the invalid event that stops the file is not).
+    pub checkpoints: Vec<Checkpoint>,
+    /// The file as opened (None for a buffer).
+    pub stamp: Option<FileStamp>,
     pub offsets: Vec<u64>,
     /// Data length of each record (the frame is 16 bytes longer).
     pub lengths: Vec<u64>,
@@ -62,10 +70,22 @@ pub struct Scan {
     /// For peeked records, wire offsets for retagging (else 0).
     pub summary_at: Vec<u32>,
     pub rest_at: Vec<u32>,
-    /// Distinct tags in order of first appearance.
+    /// The second and later values of summaries with several, one row each, in file
+    /// order: the row (index into the columns above) of their record, their tag, `value`
+    /// oneof and flags (only `flags::HAS_METADATA`).
+    pub more_rows: Vec<u32>,
+    pub more_tag_ids: Vec<u32>,
+    pub more_kinds: Vec<u8>,
+    pub more_flags: Vec<u8>,
+    /// For each tag, when it first appears on a value with `metadata` in the file: (tag id,
+    /// that `SummaryMetadata` serialized), in the order they are found.
+    pub metadata: Vec<(u32, Vec<u8>)>,
+    /// Distinct tags of summary values in order of first appearance.
     pub tags: Vec<Vec<u8>>,
     tag_index: HashMap<Vec<u8>, u32>,
     recent: [u32; 2],
+    /// Per tag id: its metadata is in `metadata` (or was handed out with an earlier batch).
+    has_meta: Vec<bool>,
 }
 
 impl Scan {
@@ -88,73 +108,175 @@ impl Scan {
         let id = self.tags.len() as u32;
         self.tags.push(tag.to_vec());
         self.tag_index.insert(tag.to_vec(), id);
+        self.has_meta.push(false);
         id
     }
+
+    /// Keep the metadata of the value in `data[s..e]` if it is its tag's first.
+    fn metadata_of(&mut self, id: u32, data: &[u8], (s, e): (usize, usize)) {
+        if !self.has_meta[id as usize] {
+            self.has_meta[id as usize] = true;
+            self.metadata.push((id, crate::proto::value_metadata(data, s, e)));
+        }
+    }
+
+    /// Empty the per-record columns (and `more_*`, `metadata`), keeping the tag table:
+    /// the next batch's rows start at 0.
+    pub fn clear_rows(&mut self) {
+        self.offsets.clear();
+        self.lengths.clear();
+        self.wall_times.clear();
+        self.steps.clear();
+        self.whats.clear();
+        self.values.clear();
+        self.value_kinds.clear();
+        self.tag_ids.clear();
+        self.flags.clear();
+        self.scalars.clear();
+        self.summary_at.clear();
+        self.rest_at.clear();
+        self.more_rows.clear();
+        self.more_tag_ids.clear();
+        self.more_kinds.clear();
+        self.more_flags.clear();
+        self.metadata.clear();
+    }
+}
+
+/// A scan that can stop after any number of records and go on (Python reads a large file
+/// in batches, so its memory stays flat).
+pub struct Scanner<S: Source> {
+    reader: RecordReader<S>,
+    resync: bool,
+    invalid: Vec<Damage>,
+    done: bool,
+    /// The columns of the records read since the caller last cleared them, and once
+    /// [`Self::done`], the file's totals.
+    pub out: Scan,
+}
+
+impl<S: Source> Scanner<S> {
+    pub fn new(src: S, resync: bool) -> Self {
+        let mut out = Scan::default();
+        out.size = src.size();
+        out.stamp = src.stamp();
+        Scanner { reader: RecordReader::new(src, resync), resync, invalid: Vec::new(), done: false, out }
+    }
+
+    /// Whether the whole file has been read (the totals in `out` are then final).
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Read up to `max` more valid Event records into `out`'s columns.
+    pub fn step(&mut self, max: usize) -> io::Result<()> {
+        let mut rows = 0;
+        while !self.done && rows < max {
+            let frames = self.reader.records;
+            let Some((offset, data)) = self.reader.next_record()? else {
+                self.finish();
+                break;
+            };
+            if let Err(e) = validate_event(data) {
+                let records_before = frames - self.invalid.len() as u64;
+                self.invalid.push(invalid_event(offset, data.len(), records_before, e, self.resync));
+                if !self.resync {
+                    self.reader.retract();
+                    self.finish();
+                    break;
+                }
+                continue;
+            }
+            row(&mut self.out, offset, data);
+            rows += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        let (reader, out) = (&mut self.reader, &mut self.out);
+        self.done = true;
+        out.checkpoints = std::mem::take(&mut reader.checkpoints);
+        out.checkpoints.push(reader.checkpoint());
+        out.frames = reader.records;
+        // Without resync the invalid event that stopped the file was retracted already.
+        out.records = if self.resync { reader.records - self.invalid.len() as u64 } else { reader.records };
+        out.damage = std::mem::take(&mut reader.damage);
+        out.damage.append(&mut self.invalid);
+        out.damage.sort_by_key(|d| d.offset);
+    }
+}
+
+/// Append the row of one valid Event record.
+fn row(out: &mut Scan, offset: u64, data: &[u8]) {
+    let info = event_info(data);
+    let peeked = wire::peek(data);
+    let mut flag = 0u8;
+    let (wall_time, step, tag, summary_at, rest_at) = match &peeked {
+        Some(p) => {
+            flag |= flags::PEEKED;
+            if wire::has_metadata(data, p) == Some(false) {
+                flag |= flags::WIRE_NO_METADATA;
+            }
+            let tag = &data[p.tag.0..p.tag.1];
+            (p.wall_time, p.step, Some(tag), p.summary_at as u32, p.rest_at as u32)
+        }
+        None => {
+            let tag = if info.values > 0 { Some(info.tag) } else { None };
+            (info.wall_time, info.step, tag, 0, 0)
+        }
+    };
+    if info.has_metadata {
+        flag |= flags::HAS_METADATA;
+    }
+    let scalar = if info.values > 0 { crate::scalar::first_value_scalar(data, &info) } else { None };
+    if scalar.is_some() {
+        flag |= flags::SCALAR;
+    }
+    let tag_id = match tag {
+        Some(t) => out.tag_id(t),
+        None => NO_TAG,
+    };
+    let row = out.offsets.len() as u32;
+    if info.has_metadata && tag_id != NO_TAG {
+        out.metadata_of(tag_id, data, info.value_range);
+    }
+    if info.values > 1 {
+        let ranges = crate::proto::summary_values(data).unwrap_or_default();
+        debug_assert_eq!(ranges.len(), info.values as usize);
+        for &(s, e) in ranges.iter().skip(1) {
+            let v = crate::proto::value_info(data, s, e);
+            let id = out.tag_id(v.tag);
+            out.more_rows.push(row);
+            out.more_tag_ids.push(id);
+            out.more_kinds.push(v.value_kind);
+            out.more_flags.push(if v.has_metadata { flags::HAS_METADATA } else { 0 });
+            if v.has_metadata {
+                out.metadata_of(id, data, (s, e));
+            }
+        }
+    }
+    out.offsets.push(offset);
+    out.lengths.push(data.len() as u64);
+    out.wall_times.push(wall_time);
+    out.steps.push(step);
+    out.whats.push(info.what);
+    out.values.push(info.values);
+    out.value_kinds.push(info.value_kind);
+    out.tag_ids.push(tag_id);
+    out.flags.push(flag);
+    out.scalars.push(scalar.unwrap_or(f64::NAN));
+    out.summary_at.push(summary_at);
+    out.rest_at.push(rest_at);
 }
 
 /// Read every record of `src` and return its [`Scan`].
 pub fn scan<S: Source>(src: S, resync: bool) -> io::Result<Scan> {
-    let mut reader = RecordReader::new(src, resync);
-    let mut out = Scan::default();
-    let mut invalid: Vec<Damage> = Vec::new();
-    loop {
-        let frames = reader.records;
-        let Some((offset, data)) = reader.next_record()? else { break };
-        if let Err(e) = validate_event(data) {
-            invalid.push(invalid_event(offset, data.len(), frames - invalid.len() as u64, e, resync));
-            if !resync {
-                break;
-            }
-            continue;
-        }
-        let info = event_info(data);
-        let peeked = wire::peek(data);
-        let mut flag = 0u8;
-        let (wall_time, step, tag, summary_at, rest_at) = match &peeked {
-            Some(p) => {
-                flag |= flags::PEEKED;
-                if wire::has_metadata(data, p) == Some(false) {
-                    flag |= flags::WIRE_NO_METADATA;
-                }
-                let tag = &data[p.tag.0..p.tag.1];
-                (p.wall_time, p.step, Some(tag), p.summary_at as u32, p.rest_at as u32)
-            }
-            None => {
-                let tag = if info.values > 0 { Some(info.tag) } else { None };
-                (info.wall_time, info.step, tag, 0, 0)
-            }
-        };
-        if info.has_metadata {
-            flag |= flags::HAS_METADATA;
-        }
-        let scalar = if info.values > 0 { crate::scalar::first_value_scalar(data, &info) } else { None };
-        if scalar.is_some() {
-            flag |= flags::SCALAR;
-        }
-        let tag_id = match tag {
-            Some(t) => out.tag_id(t),
-            None => NO_TAG,
-        };
-        out.offsets.push(offset);
-        out.lengths.push(data.len() as u64);
-        out.wall_times.push(wall_time);
-        out.steps.push(step);
-        out.whats.push(info.what);
-        out.values.push(info.values);
-        out.value_kinds.push(info.value_kind);
-        out.tag_ids.push(tag_id);
-        out.flags.push(flag);
-        out.scalars.push(scalar.unwrap_or(f64::NAN));
-        out.summary_at.push(summary_at);
-        out.rest_at.push(rest_at);
+    let mut scanner = Scanner::new(src, resync);
+    while !scanner.done() {
+        scanner.step(usize::MAX)?;
     }
-    out.size = reader.src.size();
-    out.frames = reader.records;
-    out.records = reader.records - invalid.len() as u64;
-    out.damage = reader.damage;
-    out.damage.extend(invalid);
-    out.damage.sort_by_key(|d| d.offset);
-    Ok(out)
+    Ok(scanner.out)
 }
 
 /// The scalars of one run, as Python `commands.export.iter_scalars` reads them: every
@@ -175,18 +297,49 @@ pub struct Scalars {
     pub damage: Vec<Vec<Damage>>,
 }
 
+/// One file of a run being read by [`Scalars::read_some`], which can stop after any
+/// number of rows and go on.
+pub struct ScalarFile<S: Source> {
+    reader: RecordReader<S>,
+    invalid: Vec<Damage>,
+    resync: bool,
+    done: bool,
+}
+
+impl<S: Source> ScalarFile<S> {
+    pub fn new(src: S, resync: bool) -> Self {
+        ScalarFile { reader: RecordReader::new(src, resync), invalid: Vec::new(), resync, done: false }
+    }
+
+    /// Whether the file has been read to its end (its damage is then in `Scalars::damage`).
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
 impl Scalars {
     /// Read one more file of the run.
     pub fn read<S: Source>(&mut self, src: S, resync: bool) -> io::Result<()> {
+        let mut file = ScalarFile::new(src, resync);
+        self.read_some(&mut file, usize::MAX)
+    }
+
+    /// Read records of `f` (the run's next file) until at least `max_rows` more rows are
+    /// in the columns or the file ends; at its end, push its damage.
+    pub fn read_some<S: Source>(&mut self, f: &mut ScalarFile<S>, max_rows: usize) -> io::Result<()> {
         let file = self.damage.len() as u32;
-        let mut reader = RecordReader::new(src, resync);
-        let mut invalid: Vec<Damage> = Vec::new();
-        loop {
-            let frames = reader.records;
-            let Some((offset, data)) = reader.next_record()? else { break };
+        let start = self.values.len();
+        while !f.done && self.values.len() - start < max_rows {
+            let frames = f.reader.records;
+            let Some((offset, data)) = f.reader.next_record()? else {
+                f.done = true;
+                break;
+            };
             if let Err(e) = validate_event(data) {
-                invalid.push(invalid_event(offset, data.len(), frames - invalid.len() as u64, e, resync));
-                if !resync {
+                let records_before = frames - f.invalid.len() as u64;
+                f.invalid.push(invalid_event(offset, data.len(), records_before, e, f.resync));
+                if !f.resync {
+                    f.done = true;
                     break;
                 }
                 continue;
@@ -218,11 +371,22 @@ impl Scalars {
                 }
             }
         }
-        let mut damage = reader.damage;
-        damage.extend(invalid);
-        damage.sort_by_key(|d| d.offset);
-        self.damage.push(damage);
+        if f.done {
+            let mut damage = std::mem::take(&mut f.reader.damage);
+            damage.append(&mut f.invalid);
+            damage.sort_by_key(|d| d.offset);
+            self.damage.push(damage);
+        }
         Ok(())
+    }
+
+    /// Empty the row columns, keeping the tags and the damage: the next rows start at 0.
+    pub fn clear_rows(&mut self) {
+        self.files.clear();
+        self.tag_ids.clear();
+        self.steps.clear();
+        self.wall_times.clear();
+        self.values.clear();
     }
 }
 

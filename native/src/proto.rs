@@ -380,6 +380,28 @@ fn value<'a>(d: &'a [u8], mut p: usize, end: usize, info: &mut EventInfo<'a>) {
     }
 }
 
+/// The tag, `value` oneof and metadata presence of the `Summary.Value` in `d[s..e]` (a
+/// valid record), in an [`EventInfo`]'s `tag`, `value_kind`, `has_metadata` and
+/// `simple_value` fields.
+pub fn value_info(d: &[u8], s: usize, e: usize) -> EventInfo<'_> {
+    let mut info = EventInfo { value_range: (s, e), ..EventInfo::default() };
+    value(d, s, e, &mut info);
+    info
+}
+
+/// The `metadata` of the `Summary.Value` in `d[s..e]` (a valid record) as one serialized
+/// `SummaryMetadata`: every occurrence's payload, concatenated (parsing a concatenation
+/// merges, as protobuf merges repeated occurrences of a message field).
+pub fn value_metadata(d: &[u8], s: usize, e: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    each_field(d, s, e, |number, wt, ps, pe| {
+        if number == 9 && wt == WT_LEN {
+            out.extend_from_slice(&d[ps..pe]);
+        }
+    });
+    out
+}
+
 /// Skip one field's payload of wire type `wt` at `p` (groups included).
 fn skip(d: &[u8], p: usize, end: usize, number: u32, wt: u32) -> Option<usize> {
     unknown(d, p, end, number, wt, MAX_DEPTH).ok()

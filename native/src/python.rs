@@ -95,7 +95,8 @@ fn damage_tuple(py: Python<'_>, d: &Damage) -> PyResult<PyObject> {
         .unbind())
 }
 
-fn scan_dict<'py>(py: Python<'py>, s: &Scan) -> PyResult<Bound<'py, PyDict>> {
+/// The scan's dict; `tags` holds the tags from id `tag_base` on (all for a whole scan).
+fn scan_dict<'py>(py: Python<'py>, s: &Scan, tag_base: usize) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("size", s.size)?;
     d.set_item("frames", s.frames)?;
@@ -106,10 +107,28 @@ fn scan_dict<'py>(py: Python<'py>, s: &Scan) -> PyResult<Bound<'py, PyDict>> {
     }
     d.set_item("damage", damage)?;
     let tags = PyList::empty(py);
-    for t in &s.tags {
+    for t in &s.tags[tag_base..] {
         tags.append(String::from_utf8_lossy(t))?;
     }
     d.set_item("tags", tags)?;
+    let metadata = PyList::empty(py);
+    for (id, m) in &s.metadata {
+        metadata.append((*id, PyBytes::new(py, m)))?;
+    }
+    d.set_item("metadata", metadata)?;
+    d.set_item("more_rows", le_bytes(py, &s.more_rows, u32::to_le_bytes))?;
+    d.set_item("more_tag_ids", le_bytes(py, &s.more_tag_ids, u32::to_le_bytes))?;
+    d.set_item("more_kinds", PyBytes::new(py, &s.more_kinds))?;
+    d.set_item("more_flags", PyBytes::new(py, &s.more_flags))?;
+    let checkpoints = PyList::empty(py);
+    for c in &s.checkpoints {
+        checkpoints.append((c.records, c.end, c.digest))?;
+    }
+    d.set_item("checkpoints", checkpoints)?;
+    match &s.stamp {
+        Some(st) => d.set_item("stamp", (st.dev, st.ino, st.size, st.mtime_ns))?,
+        None => d.set_item("stamp", py.None())?,
+    }
     d.set_item("offsets", le_bytes(py, &s.offsets, u64::to_le_bytes))?;
     d.set_item("lengths", le_bytes(py, &s.lengths, u64::to_le_bytes))?;
     d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
@@ -140,7 +159,42 @@ fn scan_file<'py>(py: Python<'py>, path: PathBuf, resync: bool, limit: Option<u6
         })
     })?;
     let scan = result.map_err(|e| os_error(e, &path))?;
-    scan_dict(py, &scan)
+    scan_dict(py, &scan, 0)
+}
+
+/// FileScanner(path, resync=False, limit=None): scan_file a batch at a time, so that
+/// memory stays flat on large files. `read(max_records)` returns the dict of scan_file for
+/// the next at most `max_records` valid records (rows numbered from 0 in each batch;
+/// `tags` holds only the tags first seen in this batch, their ids following on from the
+/// earlier batches'; `metadata` only what this batch found), plus `done`: once True, the
+/// totals (`records`, `frames`, `damage`, `checkpoints`) are the file's.
+#[pyclass(module = "tbrewrite._native")]
+struct FileScanner {
+    scanner: event_file::Scanner<tf_record::FileSource>,
+    path: PathBuf,
+    tags_sent: usize,
+}
+
+#[pymethods]
+impl FileScanner {
+    #[new]
+    #[pyo3(signature = (path, resync = false, limit = None))]
+    fn new(py: Python<'_>, path: PathBuf, resync: bool, limit: Option<u64>) -> PyResult<Self> {
+        let result = py.allow_threads(|| guarded(&path.to_string_lossy(), || tf_record::open(&path, limit)))?;
+        let src = result.map_err(|e| os_error(e, &path))?;
+        Ok(FileScanner { scanner: event_file::Scanner::new(src, resync), path, tags_sent: 0 })
+    }
+
+    fn read<'py>(&mut self, py: Python<'py>, max_records: usize) -> PyResult<Bound<'py, PyDict>> {
+        let (scanner, path) = (&mut self.scanner, &self.path);
+        scanner.out.clear_rows();
+        let result = py.allow_threads(|| guarded(&path.to_string_lossy(), || scanner.step(max_records)))?;
+        result.map_err(|e| os_error(e, path))?;
+        let d = scan_dict(py, &self.scanner.out, self.tags_sent)?;
+        d.set_item("done", self.scanner.done())?;
+        self.tags_sent = self.scanner.out.tags.len();
+        Ok(d)
+    }
 }
 
 /// scan_bytes(data, resync=False) -> dict
@@ -151,7 +205,7 @@ fn scan_file<'py>(py: Python<'py>, path: PathBuf, resync: bool, limit: Option<u6
 fn scan_bytes<'py>(py: Python<'py>, data: &[u8], resync: bool) -> PyResult<Bound<'py, PyDict>> {
     let result = py.allow_threads(|| guarded("<bytes>", || event_file::scan(SliceSource::new(data), resync)))?;
     let scan = result.map_err(|e| os_error(e, Path::new("<bytes>")))?;
-    scan_dict(py, &scan)
+    scan_dict(py, &scan, 0)
 }
 
 /// read_scalars(paths, resync=False) -> dict
@@ -193,6 +247,95 @@ fn read_scalars<'py>(py: Python<'py>, paths: Vec<PathBuf>, resync: bool) -> PyRe
     }
     d.set_item("damage", damage)?;
     Ok(d)
+}
+
+/// ScalarReader(paths, resync=False): read_scalars a batch at a time, so that memory
+/// stays flat on large runs. `read(max_rows)` returns read_scalars' dict for the next rows
+/// (at least `max_rows` of them unless the run ends; a record's values are never split
+/// between batches), except that `tags` holds only the tags first seen in this batch (ids
+/// follow on from earlier batches'), `damage` the damage lists of the files finished in
+/// this batch, which start at file index `first_file`; plus `done`.
+#[pyclass(module = "tbrewrite._native")]
+struct ScalarReader {
+    paths: Vec<PathBuf>,
+    resync: bool,
+    next: usize,
+    current: Option<event_file::ScalarFile<tf_record::FileSource>>,
+    out: event_file::Scalars,
+    tags_sent: usize,
+    damage_sent: usize,
+}
+
+#[pymethods]
+impl ScalarReader {
+    #[new]
+    #[pyo3(signature = (paths, resync = false))]
+    fn new(paths: Vec<PathBuf>, resync: bool) -> Self {
+        ScalarReader {
+            paths,
+            resync,
+            next: 0,
+            current: None,
+            out: event_file::Scalars::default(),
+            tags_sent: 0,
+            damage_sent: 0,
+        }
+    }
+
+    fn read<'py>(&mut self, py: Python<'py>, max_rows: usize) -> PyResult<Bound<'py, PyDict>> {
+        self.out.clear_rows();
+        let this = &mut *self;
+        let result = py.allow_threads(|| {
+            guarded("read_scalars", || {
+                while this.out.values.len() < max_rows {
+                    if this.current.is_none() {
+                        let Some(path) = this.paths.get(this.next) else { break };
+                        match tf_record::open(path, None) {
+                            Ok(src) => this.current = Some(event_file::ScalarFile::new(src, this.resync)),
+                            // Hand out the rows read so far first; the next call raises.
+                            Err(_) if !this.out.values.is_empty() => break,
+                            Err(e) => return Err((e, path.clone())),
+                        }
+                        this.next += 1;
+                    }
+                    let file = this.current.as_mut().unwrap();
+                    let want = max_rows - this.out.values.len();
+                    this.out.read_some(file, want).map_err(|e| (e, this.paths[this.next - 1].clone()))?;
+                    if file.done() {
+                        this.current = None;
+                    }
+                }
+                Ok::<_, (std::io::Error, PathBuf)>(())
+            })
+        })?;
+        result.map_err(|(e, path)| os_error(e, &path))?;
+        let s = &self.out;
+        let d = PyDict::new(py);
+        let tags = PyList::empty(py);
+        for t in &s.tags[self.tags_sent..] {
+            tags.append(String::from_utf8_lossy(t))?;
+        }
+        d.set_item("tags", tags)?;
+        d.set_item("files", le_bytes(py, &s.files, u32::to_le_bytes))?;
+        d.set_item("tag_ids", le_bytes(py, &s.tag_ids, u32::to_le_bytes))?;
+        d.set_item("steps", le_bytes(py, &s.steps, i64::to_le_bytes))?;
+        d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
+        d.set_item("values", le_bytes(py, &s.values, f64::to_le_bytes))?;
+        let damage = PyList::empty(py);
+        for file in &s.damage[self.damage_sent..] {
+            let list = PyList::empty(py);
+            for x in file {
+                list.append(damage_tuple(py, x)?)?;
+            }
+            damage.append(list)?;
+        }
+        d.set_item("damage", damage)?;
+        d.set_item("first_file", self.damage_sent)?;
+        d.set_item("done", self.current.is_none() && self.next == self.paths.len())?;
+        self.tags_sent = s.tags.len();
+        self.damage_sent = s.damage.len();
+        Ok(d)
+    }
 }
 
 /// peek(data) -> (wall_time, step, tag, summary_at, rest_at) | None, as wire.peek.
@@ -254,6 +397,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FLAG_SCALAR", event_file::flags::SCALAR)?;
     m.add("NO_TAG", event_file::NO_TAG)?;
     m.add_function(wrap_pyfunction!(scan_file, m)?)?;
+    m.add_class::<FileScanner>()?;
+    m.add_class::<ScalarReader>()?;
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(read_scalars, m)?)?;
     m.add_function(wrap_pyfunction!(peek, m)?)?;

@@ -20,6 +20,29 @@ pub const HEADER_LENGTH: u64 = 12;
 pub const FOOTER_LENGTH: u64 = 4;
 /// Bytes read per `read()` when the window is refilled.
 pub const CHUNK: usize = 1 << 20;
+/// Every this many records the reader notes a [`Checkpoint`] (Python
+/// `framing.CHECKPOINT_RECORDS`).
+pub const CHECKPOINT_RECORDS: u64 = 1 << 16;
+
+/// A fingerprint of the first `records` records whose checksums hold (Python
+/// `framing.Checkpoint`): `end` is the offset just past the last of them, `digest` the sum
+/// of their stored data CRCs (the u32 footers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub records: u64,
+    pub end: u64,
+    pub digest: u64,
+}
+
+/// Who a file was when it was opened (Python `framing.FileStamp`: `os.fstat`'s
+/// `st_dev`, `st_ino`, `st_size`, `st_mtime_ns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
 
 /// The damage kinds, as Python names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +83,10 @@ pub trait Source {
     /// The masked CRC of `[off, off + len)` and the u32 stored right after it; None if
     /// the file shrank. `off + len + 4 <= size()`. Leaves the window alone.
     fn check(&mut self, off: u64, len: u64) -> io::Result<Option<(u32, u32)>>;
+    /// The file as it was opened; None for a buffer.
+    fn stamp(&self) -> Option<FileStamp> {
+        None
+    }
 }
 
 /// A whole buffer in memory (tests, fuzzing, `scan_bytes`).
@@ -99,16 +126,25 @@ pub struct FileSource {
     /// File offset of `buf[0]`.
     base: u64,
     scratch: Vec<u8>,
+    stamp: FileStamp,
 }
 
 impl FileSource {
     /// Open `file`, reading at most `limit` bytes of it.
     pub fn new(file: File, limit: Option<u64>) -> io::Result<Self> {
-        let mut size = file.metadata()?.len();
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        let stamp = FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        };
+        let mut size = meta.len();
         if let Some(limit) = limit {
             size = size.min(limit);
         }
-        Ok(FileSource { file, size, buf: Vec::new(), base: 0, scratch: Vec::new() })
+        Ok(FileSource { file, size, buf: Vec::new(), base: 0, scratch: Vec::new(), stamp })
     }
 }
 
@@ -131,6 +167,10 @@ fn read_full(file: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
 impl Source for FileSource {
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn stamp(&self) -> Option<FileStamp> {
+        Some(self.stamp)
     }
 
     fn get(&mut self, off: u64, len: usize) -> io::Result<&[u8]> {
@@ -204,6 +244,14 @@ pub struct RecordReader<S: Source> {
     /// Records with both checksums valid, returned so far.
     pub records: u64,
     pub damage: Vec<Damage>,
+    /// Offset just past the last valid record (Python `RecordReader.end`).
+    pub end: u64,
+    /// Sum of the stored data CRCs of the valid records (Python `RecordReader.digest`).
+    pub digest: u64,
+    /// One every [`CHECKPOINT_RECORDS`] records (Python `RecordReader.checkpoints`).
+    pub checkpoints: Vec<Checkpoint>,
+    /// Offset and stored data CRC of the record returned last, for [`Self::retract`].
+    last: (u64, u32),
 }
 
 /// What went wrong at one offset.
@@ -211,7 +259,36 @@ type Bad = (DamageKind, String);
 
 impl<S: Source> RecordReader<S> {
     pub fn new(src: S, resync: bool) -> Self {
-        RecordReader { src, resync, pos: 0, done: false, records: 0, damage: Vec::new() }
+        RecordReader {
+            src,
+            resync,
+            pos: 0,
+            done: false,
+            records: 0,
+            damage: Vec::new(),
+            end: 0,
+            digest: 0,
+            checkpoints: Vec::new(),
+            last: (0, 0),
+        }
+    }
+
+    /// The fingerprint of every valid record read so far.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint { records: self.records, end: self.end, digest: self.digest }
+    }
+
+    /// Uncount the record returned last (the caller found it is not an Event and stops
+    /// there), so counts and fingerprints cover exactly the records before it (Python
+    /// `RecordReader.retract`).
+    pub fn retract(&mut self) {
+        let (offset, stored) = self.last;
+        self.records -= 1;
+        self.end = offset;
+        self.digest -= stored as u64;
+        if self.checkpoints.last().is_some_and(|c| c.records > self.records) {
+            self.checkpoints.pop();
+        }
     }
 
     /// The next valid record as (offset of its frame, its data); None at the end or at
@@ -223,9 +300,15 @@ impl<S: Source> RecordReader<S> {
             }
             let offset = self.pos;
             match self.frame_at(offset)? {
-                Ok(Some(len)) => {
+                Ok(Some((len, stored))) => {
                     self.pos = offset + HEADER_LENGTH + len + FOOTER_LENGTH;
                     self.records += 1;
+                    self.end = self.pos;
+                    self.digest += stored as u64;
+                    self.last = (offset, stored);
+                    if self.records % CHECKPOINT_RECORDS == 0 {
+                        self.checkpoints.push(self.checkpoint());
+                    }
                     let data = &self.src.get(offset + HEADER_LENGTH, len as usize)?;
                     return Ok(Some((offset, data)));
                 }
@@ -254,10 +337,10 @@ impl<S: Source> RecordReader<S> {
         }
     }
 
-    /// Check the frame at `offset`: Ok(Ok(Some(data length))) if valid, Ok(Ok(None)) at
+    /// Check the frame at `offset`: Ok(Ok(Some((data length, stored data CRC)))) if valid, Ok(Ok(None)) at
     /// the end of the file (damage already recorded if reading must stop), Ok(Err(bad))
     /// for damage that resync may skip.
-    fn frame_at(&mut self, offset: u64) -> io::Result<Result<Option<u64>, Bad>> {
+    fn frame_at(&mut self, offset: u64) -> io::Result<Result<Option<(u64, u32)>, Bad>> {
         let left = self.src.size() - offset;
         if left == 0 {
             if offset == 0 {
@@ -299,10 +382,10 @@ impl<S: Source> RecordReader<S> {
             let detail = format!("data checksum mismatch: got {stored:#010x}, want {want:#010x}");
             return Ok(Err((DamageKind::CrcMismatch, detail)));
         }
-        Ok(Ok(Some(length)))
+        Ok(Ok(Some((length, stored))))
     }
 
-    fn shrank(&mut self, offset: u64) -> io::Result<Result<Option<u64>, Bad>> {
+    fn shrank<T>(&mut self, offset: u64) -> io::Result<Result<Option<T>, Bad>> {
         self.stop(DamageKind::Truncated, offset, "file shrank while being read".into());
         Ok(Ok(None))
     }
@@ -496,5 +579,42 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Fingerprints: the sum of the stored data CRCs, the end of the last valid record, a
+    /// checkpoint every CHECKPOINT_RECORDS records; retract undoes the last record, and
+    /// the checkpoint taken at it.
+    #[test]
+    fn checkpoints_and_retract() {
+        let n = CHECKPOINT_RECORDS as usize + 3;
+        let payloads: Vec<Vec<u8>> = (0..n).map(|i| format!("r{}", i % 1000).into_bytes()).collect();
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        let mut sums = Vec::new();
+        let mut sum = 0u64;
+        for p in &payloads {
+            encode_record(p, &mut data);
+            sum += masked_crc32c(p) as u64;
+            ends.push(data.len() as u64);
+            sums.push(sum);
+        }
+        let k = CHECKPOINT_RECORDS as usize;
+        let mut r = RecordReader::new(SliceSource::new(&data), false);
+        while r.next_record().unwrap().is_some() {}
+        assert!(r.damage.is_empty());
+        assert_eq!(r.checkpoints, vec![Checkpoint { records: k as u64, end: ends[k - 1], digest: sums[k - 1] }]);
+        assert_eq!(r.checkpoint(), Checkpoint { records: n as u64, end: data.len() as u64, digest: sum });
+        // Stop at record k (1-based): retracting it drops the checkpoint taken at it.
+        let mut r = RecordReader::new(SliceSource::new(&data), false);
+        for _ in 0..k {
+            r.next_record().unwrap().unwrap();
+        }
+        assert_eq!(r.checkpoints.len(), 1);
+        r.retract();
+        assert!(r.checkpoints.is_empty());
+        assert_eq!(r.checkpoint(), Checkpoint { records: k as u64 - 1, end: ends[k - 2], digest: sums[k - 2] });
+        // An empty file: a zero fingerprint.
+        let r = RecordReader::new(SliceSource::new(b""), false);
+        assert_eq!(r.checkpoint(), Checkpoint { records: 0, end: 0, digest: 0 });
     }
 }

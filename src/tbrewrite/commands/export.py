@@ -7,6 +7,10 @@ scalars and 10 tensors per tag by default (``event_accumulator.py``
 ``Scalars()``. Both ``simple_value`` and rank-0 float tensors (the ``scalars`` plugin, as
 Keras 3 and tf.keras write them) are read, and rows stream out in chunks so memory stays
 flat however large the log.
+
+With the native engine (:mod:`tbrewrite.engine.select`), ``_native.ScalarReader`` reads a
+run's files a batch of rows at a time into NumPy columns, and the tables are built from
+those columns: the same rows, in the same order and the same chunks, as the Python loop.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+from tbrewrite.engine import select
 from tbrewrite.errors import InputError
-from tbrewrite.events.framing import Damage
+from tbrewrite.events.framing import Damage, DamageKind
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import scalar_value
 from tbrewrite.logdir import is_event_file, runs
@@ -74,6 +81,14 @@ def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = 
     Raises:
         InputError: ``path`` is missing or holds no event files.
     """
+    native = select.native()
+    if native is not None:
+        for run, tags, tag_ids, steps, wall_times, values in _native_blocks(native, path, damage):
+            for tag_id, step, wall_time, value in zip(
+                tag_ids.tolist(), steps.tolist(), wall_times.tolist(), values.tolist(), strict=True
+            ):
+                yield ScalarRow(run, tags[tag_id], step, wall_time, value)
+        return
     for run, files in _runs(Path(path)):
         plugins: dict[str, str] = {}
         for file in files:
@@ -95,6 +110,98 @@ def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = 
                 damage.extend(reader.damage)
 
 
+def _native_blocks(
+    native: ModuleType, path: str | os.PathLike[str], damage: list[Damage] | None
+) -> Iterator[tuple[str, list[str], Any, Any, Any, Any]]:
+    """Yield the scalars under ``path`` as ``iter_scalars`` does, a batch of rows at a time.
+
+    Each batch is ``(run, tags, tag_ids, steps, wall_times, values)``, the last four NumPy
+    arrays (``tags[tag_ids[i]]`` is row ``i``'s tag). Damage goes to ``damage`` as each
+    file ends.
+    """
+    import numpy as np
+
+    for run, files in _runs(Path(path)):
+        reader = native.ScalarReader([os.fspath(f) for f in files])
+        tags: list[str] = []
+        while True:
+            batch = reader.read(CHUNK_ROWS)
+            tags.extend(batch["tags"])
+            values = np.frombuffer(batch["values"], "<f8")
+            if len(values):
+                tag_ids = np.frombuffer(batch["tag_ids"], "<u4")
+                steps = np.frombuffer(batch["steps"], "<i8")
+                wall_times = np.frombuffer(batch["wall_times"], "<f8")
+                yield run, tags, tag_ids, steps, wall_times, values
+            if damage is not None:
+                for file, found in enumerate(batch["damage"], batch["first_file"]):
+                    name = os.fspath(files[file])
+                    damage.extend(
+                        Damage(name, DamageKind(kind), offset, before, detail, resumed)
+                        for kind, offset, before, detail, resumed in found
+                    )
+            if batch["done"]:
+                break
+
+
+def _native_frames(native: ModuleType, path: str | os.PathLike[str], damage: list[Damage] | None) -> Iterator[Any]:
+    """Yield the tables of :func:`_frames` from the native reader's columns.
+
+    They are cut into the same chunks of ``CHUNK_ROWS`` rows across runs as the Python
+    path's, so that a Parquet file gets the same row groups.
+    """
+    import numpy as np
+    import pandas as pd
+
+    pieces: list[tuple[Any, ...]] = []
+    held = 0
+
+    def frame(rows: int) -> Any:
+        nonlocal pieces, held
+        columns: list[list[Any]] = [[], [], [], [], []]
+        left = rows
+        rest: list[tuple[Any, ...]] = []
+        for piece in pieces:
+            if left <= 0:
+                rest.append(piece)
+                continue
+            take = min(left, len(piece[2]))
+            for column, part in zip(columns, piece, strict=True):
+                column.append(part[:take])
+            if take < len(piece[2]):
+                rest.append(tuple(part[take:] for part in piece))
+            left -= take
+        pieces, held = rest, held - rows
+        run, tag, step, wall_time, value = (np.concatenate(c) for c in columns)
+        return pd.DataFrame({"run": run, "tag": tag, "step": step, "wall_time": wall_time, "value": value})
+
+    names: Any = np.empty(0, dtype=object)
+    source: list[str] | None = None  # the run's tag list that ``names`` holds
+    for run, tags, tag_ids, steps, wall_times, values in _native_blocks(native, path, damage):
+        if tags is not source or len(names) != len(tags):
+            names, source = np.array(tags, dtype=object), tags
+        runs_ = np.full(len(values), run, dtype=object)
+        pieces.append((runs_, names[tag_ids], steps, wall_times, values))
+        held += len(values)
+        while held >= CHUNK_ROWS:
+            yield frame(CHUNK_ROWS)
+    if held:
+        yield frame(held)
+
+
+def _frames(path: str | os.PathLike[str], damage: list[Damage] | None = None) -> Iterator[Any]:
+    """Yield the scalars under ``path`` as DataFrames of ``CHUNK_ROWS`` rows.
+
+    The last one is shorter; the engine in use reads them.
+    """
+    native = select.native()
+    if native is not None:
+        yield from _native_frames(native, path, damage)
+        return
+    for chunk in _chunks(iter_scalars(path, damage=damage), CHUNK_ROWS):
+        yield _frame(chunk)
+
+
 def _chunks(rows: Iterator[ScalarRow], size: int) -> Iterator[list[ScalarRow]]:
     chunk: list[ScalarRow] = []
     for row in rows:
@@ -106,14 +213,14 @@ def _chunks(rows: Iterator[ScalarRow], size: int) -> Iterator[list[ScalarRow]]:
         yield chunk
 
 
-def _frame(chunk: list[ScalarRow]):  # noqa: ANN202 - pandas is imported lazily
+def _frame(chunk: list[ScalarRow]) -> Any:  # a pandas DataFrame (pandas is imported lazily)
     import pandas as pd
 
     frame = pd.DataFrame(chunk, columns=list(COLUMNS))
     return frame.astype({"step": "int64", "wall_time": "float64", "value": "float64"})
 
 
-def read_scalars(path: str | os.PathLike[str]):  # noqa: ANN201 - returns a pandas DataFrame
+def read_scalars(path: str | os.PathLike[str]) -> Any:  # a pandas DataFrame
     """Return every scalar under ``path`` as a pandas DataFrame.
 
     Columns: ``run`` (str), ``tag`` (str), ``step`` (int64), ``wall_time`` (float64,
@@ -126,7 +233,7 @@ def read_scalars(path: str | os.PathLike[str]):  # noqa: ANN201 - returns a pand
     """
     import pandas as pd
 
-    frames = [_frame(chunk) for chunk in _chunks(iter_scalars(path), CHUNK_ROWS)]
+    frames = list(_frames(path))
     if not frames:
         return _frame([])
     return pd.concat(frames, ignore_index=True)
@@ -171,8 +278,7 @@ def export(
     rows = 0
     try:
         writer = None
-        for chunk in _chunks(iter_scalars(path, damage=damage), CHUNK_ROWS):
-            frame = _frame(chunk)
+        for frame in _frames(path, damage):
             if fmt == "csv":
                 frame.to_csv(temp, mode="a" if rows else "w", header=not rows, index=False)
             else:
@@ -182,7 +288,7 @@ def export(
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer = writer or pq.ParquetWriter(temp, table.schema)
                 writer.write_table(table)
-            rows += len(chunk)
+            rows += len(frame)
         if fmt == "parquet":
             if writer is None:
                 import pyarrow as pa

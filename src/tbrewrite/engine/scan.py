@@ -11,15 +11,19 @@ reads metadata when it creates a series).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
 
-from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from tbrewrite.events.framing import Checkpoint, Damage, FileStamp
+from tbrewrite.engine import select
+from tbrewrite.events.framing import Checkpoint, Damage, DamageKind, FileStamp
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import value_form, value_kind
 from tbrewrite.events.wire import STEP, TAG, WALL_TIME, has_metadata
@@ -147,6 +151,9 @@ def scan_files(
     Raises:
         OSError: if a file cannot be opened.
     """
+    native = select.native()
+    if native is not None:
+        return _scan_files_native(native, paths, resync=resync, backwards_limit=backwards_limit)
     scan = StreamScan()
     tags = scan.tags
     kinds = scan.event_kinds
@@ -230,3 +237,244 @@ def _copy(metadata: summary_pb2.SummaryMetadata) -> summary_pb2.SummaryMetadata:
     copy = summary_pb2.SummaryMetadata()
     copy.CopyFrom(metadata)
     return copy
+
+
+# --- The native engine: the same StreamScan from tbrewrite._native's columns ---------------
+
+_BATCH_RECORDS = 1 << 16
+"""Records per call into the native scanner: its columns for a batch take ~4 MiB."""
+_WHATS: dict[int, str] = {f.number: f.name for f in event_pb2.Event.DESCRIPTOR.oneofs_by_name["what"].fields}
+_FORMS: dict[int, str] = {f.number: f.name for f in summary_pb2.Summary.Value.DESCRIPTOR.oneofs_by_name["value"].fields}
+
+
+def _what_name(number: int) -> str:
+    return _WHATS.get(number, "empty")
+
+
+def _form_name(number: int) -> str:
+    return _FORMS.get(number, "empty")
+
+
+@functools.lru_cache(maxsize=256)
+def _kind(form: int, plugin: str) -> str:
+    """``value_kind`` of a value whose ``value`` oneof is field ``form`` (0: unset)."""
+    value = summary_pb2.Summary.Value()
+    name = _FORMS.get(form)
+    if name is not None:
+        field_ = value.DESCRIPTOR.fields_by_name[name]
+        if field_.message_type is not None:
+            getattr(value, name).SetInParent()
+        else:
+            setattr(value, name, field_.default_value)
+    return str(value_kind(value, plugin))
+
+
+def _scan_files_native(
+    native: ModuleType,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    resync: bool,
+    backwards_limit: int | None,
+) -> StreamScan:
+    """Return :func:`scan_files` on the native core.
+
+    Each file is read by ``_native.FileScanner`` a batch of records at a time (memory
+    stays flat), and each batch's columns are folded with numpy into the same
+    :class:`StreamScan` the Python loop builds.
+    """
+    scan = StreamScan()
+    for path in paths:
+        name = os.fspath(path)
+        stats = FileStats(Path(path))
+        scanner = native.FileScanner(name, resync=resync)
+        names: list[str] = []  # the file's tags by the scanner's ids
+        metadata: dict[int, bytes] = {}  # tag id -> its first metadata in the file
+        while True:
+            batch = scanner.read(_BATCH_RECORDS)
+            names.extend(batch["tags"])
+            metadata.update(batch["metadata"])
+            _fold(native, scan, stats, batch, names, metadata, backwards_limit)
+            if batch["done"]:
+                break
+        stats.records = batch["records"]
+        stats.bytes = batch["size"]
+        stats.damage = [
+            Damage(name, DamageKind(kind), offset, before, detail, resumed)
+            for kind, offset, before, detail, resumed in batch["damage"]
+        ]
+        stats.checkpoints = tuple(Checkpoint(*c) for c in batch["checkpoints"])
+        stats.stamp = FileStamp(*batch["stamp"]) if batch["stamp"] is not None else None
+        scan.events += stats.records
+        scan.files.append(stats)
+    return scan
+
+
+def _fold(
+    native: ModuleType,
+    scan: StreamScan,
+    stats: FileStats,
+    batch: dict[str, Any],
+    names: list[str],
+    metadata: dict[int, bytes],
+    backwards_limit: int | None,
+) -> None:
+    """Add one batch of a file's records to ``scan``, as the Python loop would."""
+    import numpy as np
+
+    whats = np.frombuffer(batch["whats"], np.uint8)
+    if not len(whats):
+        return
+    wall_times = np.frombuffer(batch["wall_times"], "<f8")
+    if stats.first_wall_time is None:
+        stats.first_wall_time = float(wall_times[0])
+    found, first = np.unique(whats, return_index=True)
+    counts = np.bincount(whats)
+    for what in found[np.argsort(first)].tolist():
+        scan.event_kinds[_what_name(what)] += int(counts[what])
+
+    # One observation per summary value, in file order: the first value of each record
+    # from the per-record columns, the others from the more_* columns.
+    has_metadata = native.FLAG_HAS_METADATA
+    rows = np.flatnonzero(np.frombuffer(batch["values"], "<u4"))
+    tag = np.frombuffer(batch["tag_ids"], "<u4")[rows]
+    form = np.frombuffer(batch["value_kinds"], np.uint8)[rows]
+    meta = (np.frombuffer(batch["flags"], np.uint8)[rows] & has_metadata) != 0
+    more_rows = np.frombuffer(batch["more_rows"], "<u4")
+    if len(more_rows):
+        rows = np.concatenate([rows, more_rows])
+        tag = np.concatenate([tag, np.frombuffer(batch["more_tag_ids"], "<u4")])
+        form = np.concatenate([form, np.frombuffer(batch["more_kinds"], np.uint8)])
+        meta = np.concatenate([meta, (np.frombuffer(batch["more_flags"], np.uint8) & has_metadata) != 0])
+        order = np.argsort(rows, kind="stable")
+        rows, tag, form, meta = rows[order], tag[order], form[order], meta[order]
+    n = len(rows)
+    if not n:
+        return
+    steps = np.frombuffer(batch["steps"], "<i8")[rows]
+    walls = wall_times[rows]
+
+    # Group by tag (stable: each group in file order), groups by first appearance.
+    order = np.argsort(tag.astype(np.uint16) if len(names) <= 0xFFFF else tag, kind="stable")
+    tag, form, meta, steps, walls = tag[order], form[order], meta[order], steps[order], walls[order]
+    starts = np.flatnonzero(np.concatenate([[True], tag[1:] != tag[:-1]]))
+    ends = np.append(starts[1:], n)
+    # Steps not above the previous step of the same tag; a group's first is compared below.
+    back = np.empty(n, dtype=bool)
+    back[0] = False
+    np.less_equal(steps[1:], steps[:-1], out=back[1:])
+    back[starts] = False
+    repeated = np.zeros(n, dtype=bool)
+    np.equal(steps[1:], steps[:-1], out=repeated[1:])
+    repeated[starts] = False
+    back_count = np.add.reduceat(back, starts).tolist()
+    repeated_count = np.add.reduceat(repeated, starts).tolist()
+    min_steps = np.minimum.reduceat(steps, starts).tolist()
+    max_steps = np.maximum.reduceat(steps, starts).tolist()
+    # Each group's first value with metadata (-1: none).
+    with_meta = np.flatnonzero(meta)
+    if len(with_meta):
+        k = np.searchsorted(with_meta, starts)
+        candidate = with_meta[np.minimum(k, len(with_meta) - 1)]
+        first_meta = np.where((k < len(with_meta)) & (candidate < ends), candidate, -1).tolist()
+    else:
+        first_meta = [-1] * len(starts)
+    last = ends - 1
+    groups = sorted(
+        map(
+            _Group._make,
+            zip(
+                tag[starts].tolist(),
+                starts.tolist(),
+                ends.tolist(),
+                order[starts].tolist(),
+                steps[starts].tolist(),
+                walls[starts].tolist(),
+                form[starts].tolist(),
+                meta[starts].tolist(),
+                steps[last].tolist(),
+                walls[last].tolist(),
+                back_count,
+                repeated_count,
+                min_steps,
+                max_steps,
+                first_meta,
+                strict=True,
+            ),
+        ),
+        key=lambda g: g.appears,
+    )
+    tags = scan.tags
+    for g in groups:
+        name = names[g.tag_id]
+        ts = tags.get(name)
+        if ts is None:
+            md = _metadata(metadata[g.tag_id]) if g.first_has_metadata else None
+            ts = TagStats(
+                name,
+                _kind(g.first_form, md.plugin_data.plugin_name if md is not None else ""),
+                _form_name(g.first_form),
+                first_step=g.first_step,
+                last_step=g.first_step,
+                min_step=g.first_step,
+                max_step=g.first_step,
+                first_wall_time=g.first_wall_time,
+                last_wall_time=g.first_wall_time,
+                metadata=md,
+            )
+            tags[name] = ts
+            before = 0
+        else:
+            before = ts.count
+            if g.first_step <= ts.last_step:
+                ts.backwards_count += 1
+                ts.repeated += g.first_step == ts.last_step
+                if backwards_limit is None or len(ts.backwards) < backwards_limit:
+                    ts.backwards.append((before, ts.last_step, g.first_step))
+        if ts.metadata is None and g.metadata_at >= 0:
+            md = _metadata(metadata[g.tag_id])
+            ts.metadata = md
+            if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
+                ts.kind = _kind(int(form[g.metadata_at]), md.plugin_data.plugin_name)
+        if g.backwards:
+            ts.backwards_count += g.backwards
+            ts.repeated += g.repeated
+            room = None if backwards_limit is None else backwards_limit - len(ts.backwards)
+            if room is None or room > 0:
+                at = np.flatnonzero(back[g.start : g.end])[:room]
+                group_steps = steps[g.start : g.end]
+                ts.backwards.extend(
+                    zip((at + before).tolist(), group_steps[at - 1].tolist(), group_steps[at].tolist(), strict=True)
+                )
+        ts.count = before + g.end - g.start
+        ts.min_step = min(ts.min_step, g.min_step)
+        ts.max_step = max(ts.max_step, g.max_step)
+        ts.last_step = g.last_step
+        ts.last_wall_time = g.last_wall_time
+
+
+class _Group(NamedTuple):
+    """One tag's values in a batch, and what they say.
+
+    They are positions ``start:end`` of the batch's values grouped by tag (in file order
+    within the group).
+    """
+
+    tag_id: int
+    start: int
+    end: int
+    appears: int  # position of the group's first value in file order
+    first_step: int
+    first_wall_time: float
+    first_form: int
+    first_has_metadata: bool
+    last_step: int
+    last_wall_time: float
+    backwards: int  # values after the first whose step is not above the previous one's
+    repeated: int  # ... equal to it
+    min_step: int
+    max_step: int
+    metadata_at: int  # grouped position of the first value with metadata, -1 if none
+
+
+def _metadata(raw: bytes) -> summary_pb2.SummaryMetadata:
+    return summary_pb2.SummaryMetadata.FromString(raw)

@@ -56,7 +56,9 @@ def test_11_merge_in_place_twice_leaves_the_run_alone(tmp_path: Path) -> None:
     run = tmp_path / "logs" / "run"
     write_log(run / "events.out.tfevents.1700000000.host", range(5), tag="train/loss")
     sidecar = tmp_path / "lr.csv"
-    sidecar.write_text("epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{e},{T0 + e + 0.5},0.1\n" for e in range(5)))
+    sidecar.write_text(
+        "epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{e},{T0 + e + 0.5},0.1\n" for e in range(5))
+    )
     first = runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--in-place"])
     assert first.exit_code == 0, first.output
     merged = {p.name: p.read_bytes() for p in list_event_files(run)}
@@ -94,7 +96,9 @@ def test_11_merge_out_then_in_place_of_the_output_is_idempotent(tmp_path: Path) 
     run = tmp_path / "src"
     write_log(run / "events.out.tfevents.1700000000.host", range(4), tag="train/loss")
     sidecar = tmp_path / "lr.csv"
-    sidecar.write_text("epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{e},{T0 + e + 0.5},0.1\n" for e in range(4)))
+    sidecar.write_text(
+        "epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{e},{T0 + e + 0.5},0.1\n" for e in range(4))
+    )
     out = tmp_path / "logs" / "merged"
     assert runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--out", str(out)]).exit_code == 0
     before = {p.name: p.read_bytes() for p in list_event_files(out)}
@@ -133,3 +137,40 @@ def test_option_conflicts_are_usage_errors_exit_2(tmp_path: Path, argv: list[str
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 or "Usage" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "lr.csv"]
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_1_a_symlinked_folder_inside_out_is_never_written_through(tmp_path: Path, force: bool) -> None:
+    logs = tmp_path / "logs"
+    write_log(logs / "exp1" / "events.out.tfevents.1700000000.host", range(4))
+    other = tmp_path / "other"
+    write_log(other / "exp1" / "events.out.tfevents.1600000000.unrelated", range(2), tag="keep")
+    before_logs, before_other = tree_bytes(logs), tree_bytes(other)
+    for target, argv in (
+        (logs / "exp1", ["rename", str(logs), "--drop", "^loss$", "--out", "{out}"]),
+        (other / "exp1", ["convert", str(logs), "{out}"]),
+    ):
+        out = tmp_path / f"tb-{argv[0]}"
+        out.mkdir()
+        (out / "exp1").symlink_to(target)
+        result = runner.invoke(app, [a.format(out=out) for a in argv] + (["--force"] if force else []))
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.splitlines()
+        assert ("already holds files" in line) if not force else ("through a symlink" in line), line
+    assert tree_bytes(logs) == before_logs and tree_bytes(other) == before_other
+
+
+def test_1_in_place_never_writes_into_a_run_symlinked_from_outside(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "exp"
+    write_log(outside / "events.out.tfevents.1700000000.host", range(4))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "exp").symlink_to(outside)
+    before = tree_bytes(outside)
+    result = runner.invoke(app, ["rename", str(logs), "--rule", "^loss$=train/loss", "--in-place"])
+    assert result.exit_code == 1 and "through a symlink" in result.stderr, result.output
+    assert tree_bytes(outside) == before and sorted(p.name for p in outside.iterdir()) == sorted(before)

@@ -1,4 +1,7 @@
-"""``rename``: rules, the corpus end to end, dry run, in place, SIGKILL, collisions."""
+"""``rename``: rule errors on the command line, the corpus end to end, dry run, in place, SIGKILL, collisions.
+
+The rule language itself (matching, scopes, parse errors): ``tests/unit/test_rules.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,60 +19,19 @@ import pytest
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from typer.testing import CliRunner
 
-from conftest import CORPUS, event_files, loader_events, loader_values
+from support.logs import event_files, loader_events, loader_values
+from support.paths import CORPUS, REPO
+from support.rename_rules import DROP, RULES_TOML, expected_tag
 from tbrewrite.cli import app
-from tbrewrite.errors import RuleError
-from tbrewrite.events.reader import EventFileReader
-from tbrewrite.logdir import list_event_files
-from tbrewrite.commands.rename import rename
-from tbrewrite.commands.rename import _write_task
+from tbrewrite.commands.rename import WriteTask, rename, write_run_files
 from tbrewrite.commands.renameplan import plan_run
-from tbrewrite.rules import RuleSet, build_rules, load_rules_file, parse_drop_option, parse_rule_option
-from tbrewrite.output.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
+from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.writer import EventFileWriter
+from tbrewrite.logdir import list_event_files
+from tbrewrite.output.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
+from tbrewrite.rules import build_rules
 
 runner = CliRunner()
-
-RULES_TOML = r"""
-# epoch scalars into one section
-[[rule]]
-pattern = '^epoch_(.*)$'
-replace = 'epoch/\1'
-scope = "scalars"
-
-[[rule]]
-pattern = '^(lax|strict)/(?P<name>.*)$'
-replace = '\g<name>/\1'
-
-[[rule]]
-pattern = '^val_(.*)$'
-replace = 'val/\1'
-
-[[rule]]
-pattern = '^(loss|acc)$'
-replace = 'train/\1'
-
-[[rule]]
-pattern = 'kernel_0/histogram$'
-drop = true
-"""
-DROP = "^batch_"
-
-
-def expected_tag(tag: str) -> str | None:
-    """RULES_TOML plus ``--drop ^batch_``, written out by hand."""
-    if tag.startswith("batch_") or tag.endswith("kernel_0/histogram"):
-        return None
-    if tag.startswith("epoch_"):
-        return "epoch/" + tag[len("epoch_"):]
-    for group in ("lax", "strict"):
-        if tag.startswith(group + "/"):
-            return tag[len(group) + 1:] + "/" + group
-    if tag.startswith("val_"):
-        return "val/" + tag[len("val_"):]
-    if tag in ("loss", "acc"):
-        return "train/" + tag
-    return tag
 
 
 def run(*args: object):
@@ -105,74 +67,6 @@ def rules_file(tmp_path: Path) -> Path:
 # --- rules -----------------------------------------------------------------------------
 
 
-def test_rules_first_match_wins_with_re_sub_semantics() -> None:
-    rules = build_rules([r"^epoch_(?P<m>.*)$=train/\g<m>", r"loss=LOSS", r"(?<=a)=b=c"], drops=["^keras$"])
-    assert rules.apply("epoch_loss", "scalar") == "train/loss"
-    assert rules.apply("val_loss_loss", "scalar") == "val_LOSS_LOSS"
-    assert rules.apply("keras", "graph") is None
-    assert rules.apply("ab", "scalar") == "ab=cb"
-    assert rules.apply("other", "scalar") == "other"
-
-
-def test_rule_scope_limits_kinds(tmp_path: Path) -> None:
-    path = tmp_path / "r.toml"
-    path.write_text("[[rule]]\npattern = '^w'\nreplace = 'x'\nscope = ['scalars', 'images']\n")
-    rules = RuleSet(tuple(load_rules_file(path)))
-    assert rules.apply("w1", "scalar") == "x1"
-    assert rules.apply("w1", "image") == "x1"
-    assert rules.apply("w1", "histogram") == "w1"
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("abc", "--rule 'abc': expected REGEX=REPLACEMENT"),
-        ("(abc=x", "--rule '(abc=x': invalid regex '(abc': missing ), unterminated subpattern at position 0"),
-        (r"a=\2", r"--rule 'a=\2': invalid replacement '\2': invalid group reference 2 at position 1"),
-        (r"(a)=\g<nope>", r"--rule '(a)=\g<nope>': invalid replacement '\g<nope>': unknown group name 'nope'"),
-    ],
-)
-def test_bad_rule_options_name_the_rule(text: str, message: str) -> None:
-    with pytest.raises(RuleError) as e:
-        parse_rule_option(text)
-    assert str(e.value) == message
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("[[rule]]\npattern = 'a'\nreplace = \n", "{p}:3:11: invalid TOML: invalid value"),
-        ("[[rule]]\npattern = 'a'\nreplace = 'b'\n\n[[rule]]\npattern = '(a'\nreplace = 'b'\n",
-         "{p}:5: rule 2: invalid regex '(a': missing ), unterminated subpattern at position 0"),
-        ("[[rule]]\npattern = 'a'\n", "{p}:1: rule 1: give exactly one of 'replace' or 'drop = true'"),
-        ("[[rule]]\npattern = 'a'\ndrop = true\nscope = 'scalar'\n",
-         "{p}:1: rule 1: unknown scope 'scalar'; expected one of scalars, histograms, images, audio, "
-         "text, hparams, graphs, pr_curves, mesh, custom_scalars, tensors"),
-        ("[[rule]]\npatern = 'a'\n", "{p}:1: rule 1: unknown key 'patern'; expected drop, pattern, replace, scope"),
-        ("[rules]\n", "{p}: unknown top-level key 'rules'; expected [[rule]] tables"),
-    ],
-)
-def test_bad_rules_files_name_file_and_line(tmp_path: Path, body: str, message: str) -> None:
-    path = tmp_path / "rules.toml"
-    path.write_text(body)
-    with pytest.raises(RuleError) as e:
-        load_rules_file(path)
-    assert str(e.value) == message.format(p=path)
-
-
-@pytest.mark.parametrize(
-    ("parse", "text", "message"),
-    [
-        (parse_rule_option, "=x", "--rule '=x': empty regex; it would match at every position of every tag"),
-        (parse_drop_option, "", "--drop '': empty regex; it would match at every position of every tag"),
-    ],
-)
-def test_empty_regex_refused(parse, text: str, message: str) -> None:
-    with pytest.raises(RuleError) as e:
-        parse(text)
-    assert str(e.value) == message
-
-
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
@@ -195,25 +89,13 @@ def test_rule_making_an_empty_or_control_character_tag_refused_before_writing(
         assert not list(tmp_path.glob("logs.tbrewrite-backup-*"))
 
 
-def test_rules_file_without_rules_refused(corpus: Path, tmp_path: Path) -> None:
+def test_cli_rules_file_without_rules_refused(corpus: Path, tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
-    for body in ("", "# nothing yet\n", "rule = []\n"):
-        path.write_text(body)
-        with pytest.raises(RuleError) as e:
-            load_rules_file(path)
-        assert str(e.value) == f"{path}: no rules; expected [[rule]] tables"
+    path.write_text("rule = []\n")
     result = run("rename", corpus, "--rules", path, "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert result.stderr == f"tbrewrite: error: {path}: no rules; expected [[rule]] tables\n"
     assert not (tmp_path / "out").exists()
-
-
-def test_rules_file_with_utf8_bom(tmp_path: Path) -> None:
-    path = tmp_path / "rules.toml"
-    path.write_bytes(b"\xef\xbb\xbf" + RULES_TOML.encode())
-    rules = RuleSet(tuple(load_rules_file(path)))
-    assert rules.apply("epoch_loss", "scalar") == "epoch/loss"
-    assert rules.rules[1].source == f"{path}:8: rule 2"
 
 
 def test_cli_invalid_regex_and_toml_error_exit_1_one_line(corpus: Path, tmp_path: Path) -> None:
@@ -526,7 +408,7 @@ def event_set(run_dir: Path) -> dict[str, str]:
 def stage(run_dir: Path) -> list[str]:
     """Write the new version of every event file of ``run_dir`` under its staged name."""
     plan = plan_run(".", run_dir, build_rules([r"^epoch_loss$=train/loss"]))
-    results = _write_task((plan, [run_dir / staged_name(f.path.name) for f in plan.files], True, False))
+    results = write_run_files(WriteTask(plan, [run_dir / staged_name(f.path.name) for f in plan.files], True, False, run_dir))
     return [r.name for r in results]
 
 
@@ -766,9 +648,7 @@ def test_write_error_names_the_output_file(tmp_path: Path, big: str) -> None:
 
 
 def test_readme_python_example_runs_as_a_script(tmp_path: Path) -> None:
-    from conftest import ROOT
-
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## `tbrewrite rename LOGDIR`"):]
     section = section[: section.index("\n## ")]
     code = section[section.index("```python\n") + len("```python\n"):]

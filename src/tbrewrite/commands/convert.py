@@ -156,12 +156,12 @@ def convert(
         raise InputError(f"{src}: --sidecar needs SRC to be one run, but it holds {len(runs)} runs")
     given = tuple(read_sidecar(path, mapping) for path in sidecars)
     tasks = [
-        _Task(rel, run_dir, out if rel == "." else out / rel, mapping, restarts, resync, dry_run, given)
+        _Task(rel, run_dir, out if rel == "." else out / rel, mapping, restarts, resync, dry_run, given, out)
         for rel, run_dir in runs
     ]
     report = ConvertReport()
     jobs = jobs or 1
-    with Transaction() as outputs:
+    with Transaction(out) as outputs:
         if not dry_run and not out.exists():
             outputs.own(out)
 
@@ -201,6 +201,7 @@ class _Task:
     resync: bool
     dry_run: bool
     given: tuple[Sidecar, ...]
+    root: Path
 
 
 @dataclass
@@ -242,7 +243,7 @@ def _convert_run(task: _Task, outputs: Transaction) -> list[RunReport]:
 
 def _convert_batch(tasks: list[_Task]) -> _Batch:
     """A worker process's job: some runs, staged; all removed again if one fails."""
-    with Transaction() as outputs:
+    with Transaction(tasks[0].root) as outputs:
         reports = [r for task in tasks for r in _convert_run(task, outputs)]
         return _Batch(reports, list(outputs.staged), list(outputs.created))
 

@@ -121,7 +121,7 @@ def merge(
     output = plan.output
     if in_place:
         output = dataclasses.replace(output, path=run / staged_name(plan.out_name))
-    with Transaction() as outputs:
+    with Transaction(target) as outputs:
         result = rewrite(output, outputs)
         assert result.writer is not None
         staged = outputs.stage(result.writer)

@@ -150,17 +150,38 @@ def _output_plan(plan: RunPlan, fp: FilePlan, dst: Path, resync: bool) -> Output
     return OutputPlan(dst, (SourcePlan(fp.path.name, (fp.source,), actions),), Header.KEEP, resync=resync)
 
 
-def _write_task(task: tuple[RunPlan, list[Path], bool, bool]) -> list[FileResult]:
+@dataclass(frozen=True)
+class WriteTask:
+    """One run's files to write, as sent to a worker process.
+
+    Attributes:
+        plan: RunPlan.
+        targets: list of Path, one per ``plan.files``: where each is written.
+        keep_unchanged: bool. Write files the rules do not touch too (``--out``); in
+            place they are left alone.
+        resync: bool. Read past damage.
+        root: Path. The output root (``--out``, or LOGDIR in place): nothing is written
+            outside its real path.
+    """
+
+    plan: RunPlan
+    targets: list[Path]
+    keep_unchanged: bool
+    resync: bool
+    root: Path
+
+
+def write_run_files(task: WriteTask) -> list[FileResult]:
     """Write every file of one run to its target; on failure remove what was written.
 
     A file holding none of the tags the rules change is copied byte for byte (its valid
     records) when ``keep_unchanged`` -- unless it changed since it was planned, when the
     engine reads and checks it -- and left alone otherwise (in place).
     """
-    plan, targets, keep_unchanged, resync = task
+    plan, targets, keep_unchanged, resync = task.plan, task.targets, task.keep_unchanged, task.resync
     changes = plan.changes
     results: list[FileResult] = []
-    with Transaction() as outputs:
+    with Transaction(task.root) as outputs:
         for fp, dst in zip(plan.files, targets, strict=False):
             if fp.tags.isdisjoint(changes) and not fp.resynced:
                 result = FileResult(fp.path.name, fp.records, fp.records)
@@ -380,15 +401,15 @@ def _write_out(
     as symlinks.
     """
     rewritten = {f.path for r in report.runs for f in r.plan.files}
-    with Transaction() as outputs:
+    with Transaction(out) as outputs:
         tasks = []
         for run in report.runs:
             target_dir = outputs.makedirs(out / run.plan.run)
             targets = [target_dir / f.path.name for f in run.plan.files]
             for target in targets:
                 outputs.add_file(target)
-            tasks.append((run.plan, targets, True, resync))
-        written = {t for _, targets, _, _ in tasks for t in targets}
+            tasks.append(WriteTask(run.plan, targets, True, resync, out))
+        written = {t for task in tasks for t in task.targets}
         for folder in walk(logdir):
             for src in sorted((*folder.event_files, *folder.placeholders, *folder.other_files)):
                 if src in rewritten or src.name.startswith(LEFTOVER_PREFIXES):
@@ -402,7 +423,7 @@ def _write_out(
                 outputs.add_file(dst)
                 mirror_file(src, dst)
                 written.add(dst)
-        results = map_ordered(_write_task, tasks, jobs, lambda i, r: progress("written", report.runs[i].plan.run))
+        results = map_ordered(write_run_files, tasks, jobs, lambda i, r: progress("written", report.runs[i].plan.run))
         for run, files in zip(report.runs, results, strict=False):
             run.files = files
         if force:
@@ -433,10 +454,13 @@ def _write_in_place(
     for run in report.runs:
         if not run.plan.changes:
             progress("written", run.plan.run)
-    tasks = [(r.plan, [r.plan.run_dir / staged_name(f.path.name) for f in r.plan.files], False, resync) for r in runs]
+    tasks = [
+        WriteTask(r.plan, [r.plan.run_dir / staged_name(f.path.name) for f in r.plan.files], False, resync, logdir)
+        for r in runs
+    ]
     staged = {id(r): [f.path.name for f in r.plan.files] for r in runs}
     try:
-        results = map_ordered(_write_task, tasks, jobs, lambda i, _: progress("written", runs[i].plan.run))
+        results = map_ordered(write_run_files, tasks, jobs, lambda i, _: progress("written", runs[i].plan.run))
         swaps = []
         for run, files in zip(runs, results, strict=False):
             run.files = files

@@ -51,9 +51,20 @@ class Transaction:
     records and the folders it made to the parent, whose transaction adopts them
     (:meth:`adopt`) and publishes them once every worker has succeeded, so a failure
     anywhere removes everything.
+
+    Args:
+        root: Path or None. The output's root (OUT, or LOGDIR in place): every folder
+            made and every file written must lie inside its real path, so a symlink in
+            the output tree can never lead a write (or a stale-file deletion) elsewhere.
+
+    Raises:
+        OutputError: from any method creating a file or folder whose real path would lie
+            outside ``root``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+        self._real_root = os.path.realpath(root) if root is not None else None
         self._writers: list[EventFileWriter] = []
         self.staged: list[Staged] = []
         self._files: list[Path] = []
@@ -62,9 +73,32 @@ class Transaction:
         self._pool: ThreadPoolExecutor | None = None
         self._background: list[Future[None]] = []
 
+    def confine(self, path: str | os.PathLike[str], *, folder: bool = False) -> Path:
+        """Return ``path`` if writing it stays inside the root's real path.
+
+        Args:
+            path: a file about to be written (its folder is resolved, so replacing a
+                symlink itself is allowed), or a folder.
+            folder: bool. ``path`` is a folder about to be made or written into: it is
+                resolved whole.
+
+        Raises:
+            OutputError: a symlink on the way leads outside the root.
+        """
+        path = Path(path)
+        if self._real_root is None:
+            return path
+        real = os.path.realpath(path) if folder else os.path.join(os.path.realpath(path.parent), path.name)
+        if real != self._real_root and not real.startswith(self._real_root.rstrip(os.sep) + os.sep):
+            raise OutputError(
+                f"{path}: leads outside {self.root} (to {real}) through a symlink; "
+                "nothing is written outside the output folder: remove the symlink"
+            )
+        return path
+
     def makedirs(self, path: str | os.PathLike[str]) -> Path:
         """Create ``path`` and missing parents, remembering what was created."""
-        path = Path(path)
+        path = self.confine(path, folder=True)
         missing = []
         p = path
         while not p.exists():
@@ -92,6 +126,7 @@ class Transaction:
                 instead (kept byte for byte).
         """
         self.makedirs(Path(path).parent)
+        self.confine(path)
         writer = EventFileWriter(path, wall_time=wall_time, header=header)
         self._writers.append(writer)
         return writer
@@ -113,6 +148,7 @@ class Transaction:
         With ``wait=False`` the folder's fsync runs on a background thread; it is done
         once the ``with`` block is left (or :meth:`wait` returns).
         """
+        self.confine(staged.final)
         os.replace(staged.temp, staged.final)
         self._files.append(staged.final)
         if wait:
@@ -153,7 +189,11 @@ class Transaction:
         self._owned.append(folder)
 
     def add_file(self, path: str | os.PathLike[str]) -> None:
-        """Remember a file created by other means (e.g. a copied non-event file)."""
+        """Remember a file about to be created by other means (a copied non-event file).
+
+        It must lie inside the root.
+        """
+        self.confine(path)
         self._files.append(Path(path))
 
     def rollback(self) -> None:
@@ -217,5 +257,16 @@ def check_output_folder(src: Path, out: Path, *, force: bool, src_label: str, ou
         raise OutputError(f"{out}: {out_label} contains {src_label}; choose a folder outside it")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: {out_label} exists and is not a folder")
-    if out.is_dir() and not force and any(files for _, _, files in os.walk(out)):
+    if out.is_dir() and not force and _holds_files(out):
         raise OutputError(f"{out}: {out_label} already holds files; use --force to replace them")
+
+
+def _holds_files(folder: Path) -> bool:
+    """Return True if ``folder`` holds anything but empty real folders.
+
+    A symlink, even to a folder, counts: writing through it would write elsewhere.
+    """
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if filenames or any(os.path.islink(os.path.join(dirpath, d)) for d in dirnames):
+            return True
+    return False

@@ -174,3 +174,27 @@ def test_1_in_place_never_writes_into_a_run_symlinked_from_outside(tmp_path: Pat
     result = runner.invoke(app, ["rename", str(logs), "--rule", "^loss$=train/loss", "--in-place"])
     assert result.exit_code == 1 and "through a symlink" in result.stderr, result.output
     assert tree_bytes(outside) == before and sorted(p.name for p in outside.iterdir()) == sorted(before)
+
+
+def test_3_convert_carries_every_file_that_is_not_an_event_file(tmp_path: Path) -> None:
+    log_dir = tmp_path / "fit"
+    write_log(log_dir / "train" / "events.out.tfevents.1700000000.host.1.0.v2", range(3), tag="epoch_loss")
+    write_log(log_dir / "validation" / "events.out.tfevents.1700000001.host.1.1.v2", range(3), tag="epoch_loss")
+    extras = {
+        "train/projector_config.pbtxt": b'embeddings { tensor_name: "emb" metadata_path: "metadata.tsv" }\n',
+        "train/metadata.tsv": b"a\nb\n",
+        "train/plugins/profile/2024_01_01/host.xplane.pb": b"\x00\x01",
+        "train/events.out.tfevents.1700000002.host.profile-empty": b"",
+        "00000/emb/tensors.tsv": b"0.1\t0.2\n",
+    }
+    for rel, data in extras.items():
+        (log_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (log_dir / rel).write_bytes(data)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["convert", str(log_dir), str(out)])
+    assert result.exit_code == 0, result.output
+    for rel, data in extras.items():
+        assert (out / rel).read_bytes() == data, rel
+    assert "copied 5 other file(s)" in result.stderr
+    assert "projector_config.pbtxt from the run folder" in result.stderr
+    assert len(list_event_files(out)) == 1 and not list_event_files(out / "train")

@@ -33,15 +33,19 @@ from tbrewrite.commands.convertplan import KEEP_LAST, RESTART_POLICIES, SPLIT, R
 from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, UsageError
 from tbrewrite.events.framing import Damage
-from tbrewrite.logdir import check_dir, list_event_files
+from tbrewrite.logdir import check_dir, list_event_files, walk
+from tbrewrite.output.files import special_file
+from tbrewrite.output.swap import JOURNAL_NAME, LEFTOVER_PREFIXES
 from tbrewrite.output.transaction import Staged, Transaction, check_output_folder
 from tbrewrite.parallel import map_ordered
-from tbrewrite.producers.keras import TagMapping, discover_runs, split_sessions
+from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping, discover_runs, split_sessions
 from tbrewrite.sidecars.place import SidecarReport
 from tbrewrite.sidecars.read import Sidecar, discover, read_sidecar
 from tbrewrite.storage import local_path
 
 __all__ = ["RESTART_POLICIES", "ConvertReport", "RunReport", "convert"]
+
+PROJECTOR_CONFIG = "projector_config.pbtxt"
 
 
 @dataclass
@@ -238,7 +242,61 @@ def _convert_run(task: _Task, outputs: Transaction) -> list[RunReport]:
                 notes=result.notes,
             )
         )
+    if reports and not task.dry_run and any(r.output is not None for r in reports):
+        merged = {os.path.realpath(s.path) for s in task.given + found}
+        reports[0].notes.extend(_carry_other_files(task, outputs, merged))
     return reports
+
+
+def _other_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
+    """Yield ``(file, path relative to run_dir)`` of every file of the run but event files.
+
+    These are projector configs and embeddings, profiler data, placeholders, anything.
+
+    The run's own folders are walked (its ``train/`` and ``validation/`` too); a folder
+    below that holds event files of another run is that run's, with everything under it.
+    """
+    others: list[str] = []
+    for folder in walk(run_dir):
+        if folder.rel != "." and any(folder.rel == o or folder.rel.startswith(o + "/") for o in others):
+            continue
+        if folder.rel not in (".", TRAIN_DIR, VALIDATION_DIR) and folder.is_run:
+            others.append(folder.rel)
+            continue
+        prefix = "" if folder.rel == "." else folder.rel + "/"
+        for path in (*folder.placeholders, *folder.other_files):
+            if not path.name.startswith(LEFTOVER_PREFIXES) and path.name != JOURNAL_NAME:
+                yield path, prefix + path.name
+
+
+def _carry_other_files(task: _Task, outputs: Transaction, merged: set[str]) -> list[str]:
+    """Stage a copy of every non-event file of the run at the same path in its output.
+
+    Returns notes: what was copied, what was left and why. TensorBoard's Projector reads
+    ``projector_config.pbtxt`` from a run's own folder, so a config that stays in
+    ``train/`` while the run's events moved up is named.
+    """
+    copied = 0
+    notes = []
+    for src, rel in _other_files(task.run_dir):
+        if os.path.realpath(src) in merged:
+            continue  # a sidecar merged into the event file
+        kind = special_file(src)
+        if kind is not None:
+            notes.append(f"{src}: not copied: {kind}")
+            continue
+        outputs.stage_copy(src, task.out_dir / rel)
+        copied += 1
+        if src.name == PROJECTOR_CONFIG and "/" in rel:
+            notes.append(
+                f"{task.out_dir / rel}: TensorBoard's Projector reads {PROJECTOR_CONFIG} from the run folder "
+                f"{task.out_dir}; move it there if the paths it names allow"
+            )
+    if copied:
+        notes.insert(
+            0, f"{task.rel}: copied {copied} other file(s) (not event files) to the same paths in {task.out_dir}"
+        )
+    return notes
 
 
 def _convert_batch(tasks: list[_Task]) -> _Batch:

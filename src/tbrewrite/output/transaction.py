@@ -20,7 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 from tbrewrite.errors import OutputError
-from tbrewrite.events.writer import EventFileWriter, fsync_dir
+from tbrewrite.events.writer import EventFileWriter, fsync_dir, temp_path
+from tbrewrite.output.files import mirror_file
 
 _SYNC_THREADS = 8
 
@@ -135,6 +136,22 @@ class Transaction:
         """Finish ``writer`` (flush, fsync) without publishing it."""
         staged = Staged(writer.finish(), writer.path)
         self.staged.append(staged)
+        return staged
+
+    def stage_copy(self, src: Path, dst: Path) -> Staged:
+        """Copy a non-event file to a temporary name beside ``dst``, to publish with the rest.
+
+        A symlink is copied as a symlink, never followed (:func:`mirror_file`).
+
+        Raises:
+            OutputError: ``dst`` lies outside the root.
+            OSError: reading ``src`` or writing failed, naming the file.
+        """
+        self.makedirs(dst.parent)
+        self.confine(dst)
+        staged = Staged(temp_path(dst), dst)
+        self.staged.append(staged)
+        mirror_file(src, staged.temp)
         return staged
 
     def adopt(self, staged: list[Staged], created: list[Path]) -> None:

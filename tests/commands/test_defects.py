@@ -198,3 +198,24 @@ def test_3_convert_carries_every_file_that_is_not_an_event_file(tmp_path: Path) 
     assert "copied 5 other file(s)" in result.stderr
     assert "projector_config.pbtxt from the run folder" in result.stderr
     assert len(list_event_files(out)) == 1 and not list_event_files(out / "train")
+
+
+def test_8_a_non_keras_run_with_a_loss_tag_is_left_alone(tmp_path: Path) -> None:
+    """flax/clu writes ``loss`` and ``accuracy`` through TF2's writer (``.v2`` files), no ``val_`` twins."""
+    run = tmp_path / "flax"
+    path = run / "events.out.tfevents.1700000000.host.4242.0.v2"
+    path.parent.mkdir(parents=True)
+    with EventFileWriter(path, wall_time=T0) as w:
+        for s in range(3):
+            event = event_pb2.Event(wall_time=T0 + s, step=s)
+            event.summary.value.add(tag="loss", simple_value=1.0)
+            event.summary.value.add(tag="accuracy", simple_value=0.5)
+            w.write_event(event)
+    result = runner.invoke(app, ["convert", str(run), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "0 tags mapped" in result.stdout and "already converted" in result.stdout
+    inspected = runner.invoke(app, ["inspect", str(run), "--json"])
+    assert '"layout": "generic"' in inspected.stdout
+    flat = tmp_path / "keras2"
+    write_log(flat / "events.out.tfevents.1700000000.host", range(3))  # TF1 name, Keras 2's loss
+    assert '"layout": "keras-flat"' in runner.invoke(app, ["inspect", str(flat), "--json"]).stdout

@@ -21,7 +21,7 @@ Choices, each written down in the README:
   ``split`` naming it -- even when the ``log_dir`` is above PATH, since the layout is a
   fact about where the run came from. The ``log_dir`` folder's own files (e.g. an hparams
   summary) are ``keras-split`` with split ``""``. Any other run is ``keras-flat`` when its
-  scalar tags look like Keras 2 / TF1's (:func:`tbrewrite.producers.keras.is_flat_keras_tags`),
+  scalar tags look like Keras 2 / TF1's (:func:`tbrewrite.producers.keras.flat_keras_reason`),
   else ``generic`` -- exactly what ``convert`` decides.
 * **A single event file** as PATH is one run ``"."`` holding that file; its path is
   reported relative to the file's folder (its name).
@@ -48,7 +48,7 @@ from tbrewrite.producers.keras import (
     TF49109_WARNING,
     TRAIN_DIR,
     VALIDATION_DIR,
-    is_flat_keras_tags,
+    is_flat_keras,
     is_split_run,
     tf49109_warnings,
 )
@@ -283,7 +283,7 @@ def _layout(run_dir: Path, scan: StreamScan) -> tuple[str, Path | None, str | No
         return KERAS_SPLIT, run_dir.parent, run_dir.name
     if is_split_run(run_dir):
         return KERAS_SPLIT, run_dir, ""
-    if is_flat_keras_tags(scan.scalar_tags()):
+    if is_flat_keras(scan):
         return KERAS_FLAT, None, None
     return GENERIC, None, None
 

@@ -126,13 +126,35 @@ def is_split_run(path: Path) -> bool:
     return any(list_event_files(path / d) for d in (TRAIN_DIR, VALIDATION_DIR))
 
 
-def is_flat_keras_tags(scalar_tags: set[str]) -> bool:
-    """Return True if a single-folder run's scalar tags look like Keras 2 / TF1's.
+def flat_keras_reason(scan: StreamScan) -> str | None:
+    """Return why a single-folder run is Keras 2 / TF1's flat layout, or None if it is not.
 
-    Keras 2 always logs ``loss``; ``val_*`` and learning-rate keys are Keras names too.
+    Only what Keras writes counts, since ``loss`` or ``accuracy`` alone are everyone's
+    names (flax/clu, PyTorch scripts): Keras 2's ``TensorBoard.on_epoch_end`` logs the
+    ``logs`` dict, where every validation metric is the ``val_`` twin of a training one
+    (``keras/callbacks.py`` @2.1.6), and on TF1 its ``FileWriter`` names files
+    ``events.out.tfevents.<secs>.<host>``, without the ``.v2`` TF2's writers add.
+
+    Args:
+        scan: StreamScan of the run's folder.
+
+    Returns:
+        str: the reason, e.g. ``"val_loss is the val_ twin of loss"``; or None.
     """
-    plain = {t for t in scalar_tags if "/" not in t}
-    return bool("loss" in plain or any(t.startswith("val_") for t in plain) or plain & {"acc", "lr"})
+    plain = {t for t in scan.scalar_tags() if "/" not in t}
+    twins = sorted(t for t in plain if t.startswith("val_") and t[4:] in plain)
+    if twins:
+        return f"{twins[0]} is the val_ twin of {twins[0][4:]} (Keras 2 logs)"
+    keras_names = sorted((plain & {"loss", "acc", "lr"}) | {t for t in plain if t.startswith("val_")})
+    tf1_files = bool(scan.files) and not any(f.path.name.endswith(".v2") for f in scan.files)
+    if keras_names and tf1_files:
+        return f"{keras_names[0]} in TF1-named event files (no .v2): Keras 2 on TF1"
+    return None
+
+
+def is_flat_keras(scan: StreamScan) -> bool:
+    """Return True if a single-folder run has Keras 2 / TF1's flat layout."""
+    return flat_keras_reason(scan) is not None
 
 
 TF49109_WARNING = (
@@ -213,8 +235,8 @@ class KerasFlat:
     name = KERAS_FLAT
 
     def claims(self, sources: Sequence[str], scans: Sequence[StreamScan]) -> bool:
-        """True if the run's (first) source has scalars named as Keras 2 names them."""
-        return bool(scans) and is_flat_keras_tags(scans[0].scalar_tags())
+        """True if the run's (first) source is Keras 2's (see :func:`flat_keras_reason`)."""
+        return bool(scans) and is_flat_keras(scans[0])
 
     def map_scalar(self, source: str, tag: str, mapping: TagMapping) -> str | None:
         """Map a scalar (see :meth:`TagMapping.map_flat`)."""

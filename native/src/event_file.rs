@@ -157,9 +157,7 @@ pub struct Scanner<S: Source> {
 
 impl<S: Source> Scanner<S> {
     pub fn new(src: S, resync: bool) -> Self {
-        let mut out = Scan::default();
-        out.size = src.size();
-        out.stamp = src.stamp();
+        let out = Scan { size: src.size(), stamp: src.stamp(), ..Scan::default() };
         Scanner { reader: RecordReader::new(src, resync), resync, invalid: Vec::new(), done: false, out }
     }
 
@@ -295,6 +293,7 @@ pub struct Scalars {
     pub values: Vec<f64>,
     /// Per file: its damage (as [`scan`] reports it).
     pub damage: Vec<Vec<Damage>>,
+    recent: [u32; 2],
 }
 
 /// One file of a run being read by [`Scalars::read_some`], which can stop after any
@@ -344,21 +343,22 @@ impl Scalars {
                 }
                 continue;
             }
-            let Some(values) = crate::proto::summary_values(data) else { continue };
             let info = event_info(data);
-            for (s, e) in values {
+            if info.values == 0 {
+                continue; // not a summary, or one without values
+            }
+            // One value (the common shape): its range is known; else find them all.
+            let (one, many);
+            let ranges: &[(usize, usize)] = if info.values == 1 {
+                one = [info.value_range];
+                &one
+            } else {
+                many = crate::proto::summary_values(data).unwrap_or_default();
+                &many
+            };
+            for &(s, e) in ranges {
                 let v = crate::scalar::value(data, s, e);
-                let id = match self.tag_index.get(v.tag) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.tags.len() as u32;
-                        self.tags.push(v.tag.to_vec());
-                        self.tag_index.insert(v.tag.to_vec(), id);
-                        let plugin = if v.has_metadata { v.plugin_name } else { b"" };
-                        self.plugin_ok.push(plugin.is_empty() || plugin == b"scalars");
-                        id
-                    }
-                };
+                let id = self.tag_id(&v);
                 if !self.plugin_ok[id as usize] {
                     continue;
                 }
@@ -380,6 +380,29 @@ impl Scalars {
         Ok(())
     }
 
+    /// The id of `v`'s tag; a new tag's plugin is taken from `v` (its first value).
+    fn tag_id(&mut self, v: &crate::scalar::Value<'_>) -> u32 {
+        // Logs interleave a few tags: try the last two before hashing.
+        for &id in self.recent.iter() {
+            if (id as usize) < self.tags.len() && self.tags[id as usize] == v.tag {
+                return id;
+            }
+        }
+        let id = match self.tag_index.get(v.tag) {
+            Some(&id) => id,
+            None => {
+                let id = self.tags.len() as u32;
+                self.tags.push(v.tag.to_vec());
+                self.tag_index.insert(v.tag.to_vec(), id);
+                let plugin = if v.has_metadata { v.plugin_name } else { b"" };
+                self.plugin_ok.push(plugin.is_empty() || plugin == b"scalars");
+                id
+            }
+        };
+        self.recent = [id, self.recent[0]];
+        id
+    }
+
     /// Empty the row columns, keeping the tags and the damage: the next rows start at 0.
     pub fn clear_rows(&mut self) {
         self.files.clear();
@@ -399,5 +422,126 @@ fn invalid_event(offset: u64, len: usize, records_before: u64, e: crate::proto::
         records_before,
         detail: format!("record is not an Event protobuf ({})", e.python_text()),
         resumed_at: if resync { Some(next) } else { None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tf_record::{encode_record, SliceSource};
+
+    fn ld(field: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![(field << 3 | 2) as u8, body.len() as u8];
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A `Summary.Value` with a tag, a simple_value and optionally metadata naming `plugin`.
+    fn value(tag: &str, plugin: Option<&str>) -> Vec<u8> {
+        let mut v = ld(1, tag.as_bytes());
+        v.extend_from_slice(&[0x15, 0, 0, 0x80, 0x3f]); // simple_value = 1.0
+        if let Some(p) = plugin {
+            v.extend(ld(9, &ld(1, &ld(1, p.as_bytes()))));
+        }
+        v
+    }
+
+    fn event(step: u8, values: &[Vec<u8>]) -> Vec<u8> {
+        let mut e = vec![0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, step]; // wall_time 1.0, step
+        let summary: Vec<u8> = values.iter().flat_map(|v| ld(1, v)).collect();
+        e.extend(ld(5, &summary));
+        e
+    }
+
+    fn file(events: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in events {
+            encode_record(e, &mut out);
+        }
+        out
+    }
+
+    /// Several values per summary: the second and later go to the `more_*` columns; each
+    /// tag's first metadata is kept once, with its payload.
+    #[test]
+    fn more_values_and_first_metadata() {
+        let data = file(&[
+            event(1, &[value("a", None)]),
+            event(2, &[value("a", Some("scalars")), value("b", None), value("c", Some("text"))]),
+            event(3, &[value("b", Some("x")), value("a", Some("y"))]),
+        ]);
+        let s = scan(SliceSource::new(&data), false).unwrap();
+        assert_eq!(s.tags, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(s.values, vec![1, 3, 2]);
+        assert_eq!(s.more_rows, vec![1, 1, 2]);
+        assert_eq!(s.more_tag_ids, vec![1, 2, 0]);
+        assert_eq!(s.more_kinds, vec![2, 2, 2]);
+        assert_eq!(s.more_flags, vec![0, flags::HAS_METADATA, flags::HAS_METADATA]);
+        let ids: Vec<u32> = s.metadata.iter().map(|m| m.0).collect();
+        assert_eq!(ids, vec![0, 2, 1]);
+        assert_eq!(s.metadata[0].1, ld(1, &ld(1, b"scalars")));
+        assert_eq!(s.metadata[2].1, ld(1, &ld(1, b"x")));
+    }
+
+    /// A scan in batches of any size gives the rows, tags, metadata and totals of a whole
+    /// scan, with or without resync, clean or damaged.
+    #[test]
+    fn batches_equal_a_whole_scan() {
+        let mut events = Vec::new();
+        for i in 0..40u8 {
+            let tag = format!("t{}", i % 7);
+            let mut values = vec![value(&tag, (i % 5 == 3).then_some("scalars"))];
+            if i % 4 == 0 {
+                values.push(value(&format!("u{}", i % 3), Some("p")));
+            }
+            events.push(event(i, &values));
+        }
+        let mut data = file(&events);
+        for damage in [None, Some(300usize), Some(301)] {
+            if let Some(at) = damage {
+                data[at] ^= 0x10;
+            }
+            for resync in [false, true] {
+                let whole = scan(SliceSource::new(&data), resync).unwrap();
+                for batch in [1, 3, 1000] {
+                    let mut scanner = Scanner::new(SliceSource::new(&data), resync);
+                    let (mut steps, mut tag_ids, mut more, mut metadata) = (vec![], vec![], vec![], vec![]);
+                    while !scanner.done() {
+                        scanner.out.clear_rows();
+                        scanner.step(batch).unwrap();
+                        let base = steps.len() as u32;
+                        assert!(scanner.out.steps.len() <= batch);
+                        steps.extend_from_slice(&scanner.out.steps);
+                        tag_ids.extend_from_slice(&scanner.out.tag_ids);
+                        more.extend(scanner.out.more_rows.iter().map(|r| r + base));
+                        metadata.extend(scanner.out.metadata.iter().cloned());
+                    }
+                    let s = &scanner.out;
+                    assert_eq!((&steps, &tag_ids, &more, &metadata), (&whole.steps, &whole.tag_ids, &whole.more_rows, &whole.metadata));
+                    assert_eq!((&s.tags, &s.damage, &s.checkpoints), (&whole.tags, &whole.damage, &whole.checkpoints));
+                    assert_eq!((s.records, s.frames, s.size), (whole.records, whole.frames, whole.size));
+                }
+            }
+        }
+    }
+
+    /// The export's reader in batches of rows reads what it reads in one go.
+    #[test]
+    fn scalar_batches_equal_one_read() {
+        let events: Vec<Vec<u8>> = (0..30u8).map(|i| event(i, &[value("a", None), value("b", None)])).collect();
+        let data = file(&events);
+        let mut whole = Scalars::default();
+        whole.read(SliceSource::new(&data), false).unwrap();
+        let mut batched = Scalars::default();
+        let mut f = ScalarFile::new(SliceSource::new(&data), false);
+        let mut steps = Vec::new();
+        while !f.done() {
+            batched.clear_rows();
+            batched.read_some(&mut f, 3).unwrap();
+            assert!(batched.steps.len() <= 4, "a record's values are never split");
+            steps.extend_from_slice(&batched.steps);
+        }
+        assert_eq!(steps, whole.steps);
+        assert_eq!(batched.damage, whole.damage);
     }
 }

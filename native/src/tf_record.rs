@@ -231,7 +231,7 @@ pub fn open(path: &std::path::Path, limit: Option<u64>) -> io::Result<FileSource
     let mut file = File::open(path)?;
     // Fail now, as Python's open() does, if the path is a folder.
     let mut probe = [0u8; 0];
-    file.read(&mut probe)?;
+    let _ = file.read(&mut probe)?;
     FileSource::new(file, limit)
 }
 
@@ -306,7 +306,7 @@ impl<S: Source> RecordReader<S> {
                     self.end = self.pos;
                     self.digest += stored as u64;
                     self.last = (offset, stored);
-                    if self.records % CHECKPOINT_RECORDS == 0 {
+                    if self.records.is_multiple_of(CHECKPOINT_RECORDS) {
                         self.checkpoints.push(self.checkpoint());
                     }
                     let data = &self.src.get(offset + HEADER_LENGTH, len as usize)?;

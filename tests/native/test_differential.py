@@ -29,7 +29,6 @@ from google.protobuf.message import DecodeError  # noqa: E402
 from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 
-
 def _find(name: str, *modules: str):
     """``name`` from the first of ``modules`` that has it (the package is being layered:
     tbrewrite.events.* now, the flat modules before)."""
@@ -61,10 +60,25 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 FIXTURES = ROOT / "fixtures"
 SCALE = int(os.environ.get("TBREWRITE_DIFF_SCALE", "1"))
 
-_WHAT = {None: 0, "file_version": 3, "graph_def": 4, "summary": 5, "log_message": 6,
-         "session_log": 7, "tagged_run_metadata": 8, "meta_graph_def": 9}
-_VALUE = {None: 0, "simple_value": 2, "obsolete_old_style_histogram": 3, "image": 4,
-          "histo": 5, "audio": 6, "tensor": 8}
+_WHAT = {
+    None: 0,
+    "file_version": 3,
+    "graph_def": 4,
+    "summary": 5,
+    "log_message": 6,
+    "session_log": 7,
+    "tagged_run_metadata": 8,
+    "meta_graph_def": 9,
+}
+_VALUE = {
+    None: 0,
+    "simple_value": 2,
+    "obsolete_old_style_histogram": 3,
+    "image": 4,
+    "histo": 5,
+    "audio": 6,
+    "tensor": 8,
+}
 
 
 def _bits(x: float) -> bytes:
@@ -83,7 +97,7 @@ def _seeds() -> list[Path]:
     return sorted(files, key=lambda p: p.stat().st_size)[:: max(1, len(files) // 12)]
 
 
-def _records(reader):  # noqa: ANN001, ANN202 - EventFileReader -> (Event, bytes, offset)
+def _records(reader):  # EventFileReader -> (Event, bytes, offset)
     """The reader's valid records, whichever API it has: ``Record`` objects (``.data``,
     ``.offset``) now, ``(event, data)`` pairs before."""
     for item in reader:
@@ -136,7 +150,10 @@ def python_scan(path: Path, resync: bool) -> dict:
     checkpoints = [(c.records, c.end, c.digest) for c in reader.checkpoints]
     stamp = reader.stamp
     return {
-        "rows": rows, "damage": damage, "records": reader.records, "size": reader.size,
+        "rows": rows,
+        "damage": damage,
+        "records": reader.records,
+        "size": reader.size,
         "checkpoints": checkpoints,
         "stamp": None if stamp is None else (stamp.dev, stamp.ino, stamp.size, stamp.mtime_ns),
     }
@@ -149,9 +166,18 @@ def native_rows(scan: dict) -> list[dict]:
     col = {
         key: np.frombuffer(scan[key], dtype=dtype)
         for key, dtype in [
-            ("offsets", "<u8"), ("lengths", "<u8"), ("wall_times", "<f8"), ("steps", "<i8"),
-            ("whats", "u1"), ("values", "<u4"), ("value_kinds", "u1"), ("tag_ids", "<u4"),
-            ("flags", "u1"), ("scalars", "<f8"), ("summary_at", "<u4"), ("rest_at", "<u4"),
+            ("offsets", "<u8"),
+            ("lengths", "<u8"),
+            ("wall_times", "<f8"),
+            ("steps", "<i8"),
+            ("whats", "u1"),
+            ("values", "<u4"),
+            ("value_kinds", "u1"),
+            ("tag_ids", "<u4"),
+            ("flags", "u1"),
+            ("scalars", "<f8"),
+            ("summary_at", "<u4"),
+            ("rest_at", "<u4"),
         ]
     }
     n = len(col["offsets"])
@@ -160,22 +186,24 @@ def native_rows(scan: dict) -> list[dict]:
     for i in range(n):
         flags = int(col["flags"][i])
         tag_id = int(col["tag_ids"][i])
-        rows.append({
-            "offset": int(col["offsets"][i]),
-            "length": int(col["lengths"][i]),
-            "what": int(col["whats"][i]),
-            "values": int(col["values"][i]),
-            "value_kind": int(col["value_kinds"][i]),
-            "has_metadata": bool(flags & native.FLAG_HAS_METADATA),
-            "peeked": bool(flags & native.FLAG_PEEKED),
-            "wall_time": _bits(float(col["wall_times"][i])),
-            "step": int(col["steps"][i]),
-            "tag": None if tag_id == native.NO_TAG else scan["tags"][tag_id],
-            "summary_at": int(col["summary_at"][i]),
-            "rest_at": int(col["rest_at"][i]),
-            "wire_no_metadata": bool(flags & native.FLAG_WIRE_NO_METADATA),
-            "scalar": _bits(float(col["scalars"][i])) if flags & native.FLAG_SCALAR else None,
-        })
+        rows.append(
+            {
+                "offset": int(col["offsets"][i]),
+                "length": int(col["lengths"][i]),
+                "what": int(col["whats"][i]),
+                "values": int(col["values"][i]),
+                "value_kind": int(col["value_kinds"][i]),
+                "has_metadata": bool(flags & native.FLAG_HAS_METADATA),
+                "peeked": bool(flags & native.FLAG_PEEKED),
+                "wall_time": _bits(float(col["wall_times"][i])),
+                "step": int(col["steps"][i]),
+                "tag": None if tag_id == native.NO_TAG else scan["tags"][tag_id],
+                "summary_at": int(col["summary_at"][i]),
+                "rest_at": int(col["rest_at"][i]),
+                "wire_no_metadata": bool(flags & native.FLAG_WIRE_NO_METADATA),
+                "scalar": _bits(float(col["scalars"][i])) if flags & native.FLAG_SCALAR else None,
+            }
+        )
     return rows
 
 
@@ -188,7 +216,7 @@ def assert_same(path: Path, resync: bool) -> dict:
     assert scan["stamp"] == want["stamp"], path
     got = native_rows(scan)
     assert len(got) == len(want["rows"]), path
-    for g, w in zip(got, want["rows"]):
+    for g, w in zip(got, want["rows"], strict=True):
         assert g == w, (path, w["offset"])
     in_memory = native.scan_bytes(path.read_bytes(), resync=resync)
     assert in_memory == {**scan, "stamp": None}, path
@@ -220,11 +248,13 @@ def _variants(data: bytes, rng: random.Random, n: int):
         yield "flip", bytes(b)
     for _ in range(n):
         i = rng.randrange(size + 1)
-        junk = rng.choice([
-            bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))),
-            bytes(rng.randrange(1, 300)),
-            data[rng.randrange(size) :][: rng.randrange(1, 200)],
-        ])
+        junk = rng.choice(
+            [
+                bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))),
+                bytes(rng.randrange(1, 300)),
+                data[rng.randrange(size) :][: rng.randrange(1, 200)],
+            ]
+        )
         yield "insert", data[:i] + junk + data[i:]
     for _ in range(n):
         i = rng.randrange(size)
@@ -262,8 +292,20 @@ def mutate(record: bytes, rng: random.Random) -> bytes:
         del b[rng.randrange(len(b) + 1) :]
     elif op == 3:
         i = rng.randrange(len(b) + 1)
-        b[i:i] = rng.choice([b"\xa3\x01", b"\xa4\x01", b"\x0b", b"\x0c", b"\x80" * 5, b"\xff" * 11,
-                             b"\x1a\x02\xc3\x28", b"\x42\x02\x2a\x03", b"\x00", b"\x0a\x00"])
+        b[i:i] = rng.choice(
+            [
+                b"\xa3\x01",
+                b"\xa4\x01",
+                b"\x0b",
+                b"\x0c",
+                b"\x80" * 5,
+                b"\xff" * 11,
+                b"\x1a\x02\xc3\x28",
+                b"\x42\x02\x2a\x03",
+                b"\x00",
+                b"\x0a\x00",
+            ]
+        )
     elif op == 4 and b:
         i = rng.randrange(len(b))
         del b[i : i + rng.randrange(1, 4)]
@@ -353,8 +395,9 @@ def test_validate_peek_retag_on_mutated_records() -> None:
         else:
             assert native.retag(record, b"x") is None
     # Every upb outcome was exercised, not only the happy path.
-    assert {None, "Error parsing message with type 'tensorboard.Event': Wire format was corrupt",
-            "Error parsing message with type 'tensorboard.Event': String field had bad UTF-8"} <= set(outcomes), outcomes
+    prefix = "Error parsing message with type 'tensorboard.Event': "
+    expected = {None, prefix + "Wire format was corrupt", prefix + "String field had bad UTF-8"}
+    assert expected <= set(outcomes), outcomes
 
 
 def test_depth_limits_match_upb() -> None:
@@ -427,7 +470,8 @@ def _runs(root: Path) -> list[tuple[str, list[Path]]]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         files = [
-            Path(dirpath) / n for n in sorted(filenames)
+            Path(dirpath) / n
+            for n in sorted(filenames)
             if "tfevents" in n and not n.endswith(".profile-empty") and (Path(dirpath) / n).is_file()
         ]
         if files:
@@ -435,7 +479,7 @@ def _runs(root: Path) -> list[tuple[str, list[Path]]]:
     return runs
 
 
-def _export_loop(run: str, files: list[Path], damage: list):  # noqa: ANN202 - rows
+def _export_loop(run: str, files: list[Path], damage: list):
     """``commands.export.iter_scalars``'s loop over one run (as of 96eeb75), for when the
     package is mid-restructure and the module does not import."""
     plugins: dict[str, str] = {}
@@ -483,9 +527,10 @@ def _native_scalars(root: Path) -> tuple[dict[str, list[tuple]], list[tuple]]:
         values = np.frombuffer(got["values"], "<f8").tolist()
         if tag_ids:
             rows[run] = [
-                (got["tags"][t], s, _bits(w), _bits(v)) for t, s, w, v in zip(tag_ids, steps, wall_times, values)
+                (got["tags"][t], s, _bits(w), _bits(v))
+                for t, s, w, v in zip(tag_ids, steps, wall_times, values, strict=True)
             ]
-        for f, file_damage in zip(files, got["damage"]):
+        for f, file_damage in zip(files, got["damage"], strict=True):
             damage.extend((str(f), *d) for d in file_damage)
     return rows, damage
 

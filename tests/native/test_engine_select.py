@@ -52,8 +52,11 @@ def test_native_requested_but_not_built_is_one_line() -> None:
         "    print(type(e).__name__, e)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env={"TBREWRITE_ENGINE": "native", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        env={"TBREWRITE_ENGINE": "native", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out.count("\n") == 1
     assert out.startswith("UsageError TBREWRITE_ENGINE=native: the native core (tbrewrite._native) is not built (")

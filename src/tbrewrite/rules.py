@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.errors import RuleError
+from tbrewrite.output.files import special_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,6 +229,9 @@ def load_rules_file(path: str | os.PathLike[str]) -> list[Rule]:
             ``[[rule]]``).
     """
     path = Path(path)
+    kind = special_file(path) if os.path.lexists(path) else None
+    if kind is not None:  # reading a pipe or a device could block or never end
+        raise RuleError(f"{path}: not a regular file ({kind})")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -236,6 +240,8 @@ def load_rules_file(path: str | os.PathLike[str]) -> list[Rule]:
         raise RuleError(f"{path}: cannot read rules file: {getattr(e, 'strerror', None) or e}") from None
     try:
         document = tomllib.loads(text)
+    except RecursionError:
+        raise RuleError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as e:
         message = str(e)
         found = _TOML_POSITION.match(message)

@@ -219,3 +219,28 @@ def test_8_a_non_keras_run_with_a_loss_tag_is_left_alone(tmp_path: Path) -> None
     flat = tmp_path / "keras2"
     write_log(flat / "events.out.tfevents.1700000000.host", range(3))  # TF1 name, Keras 2's loss
     assert '"layout": "keras-flat"' in runner.invoke(app, ["inspect", str(flat), "--json"]).stdout
+
+
+def test_13_deeply_nested_rules_file_is_one_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("x = " + "[" * 2000 + "]" * 2000 + "\n")
+    write_log(tmp_path / "logs" / "events.out.tfevents.1700000000.host", range(2))
+    result = runner.invoke(app, ["rename", str(tmp_path / "logs"), "--rules", str(rules), "--dry-run"])
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {rules}: invalid TOML: arrays or tables nested too deeply\n"
+
+
+@pytest.mark.parametrize("option", ["--sidecar", "--rules"])
+def test_13_a_named_pipe_as_sidecar_or_rules_file_is_an_error_not_a_hang(tmp_path: Path, option: str) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    run = tmp_path / "run"
+    write_log(run / "events.out.tfevents.1700000000.host", range(2))
+    argv = (
+        ["convert", str(run), str(tmp_path / "out"), "--sidecar", str(fifo)]
+        if option == "--sidecar"
+        else ["rename", str(run), "--rules", str(fifo), "--dry-run"]
+    )
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1
+    assert result.stderr == f"tbrewrite: error: {fifo}: not a regular file (a named pipe)\n"

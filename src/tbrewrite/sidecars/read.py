@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbrewrite.errors import SidecarError
+from tbrewrite.output.files import special_file
 from tbrewrite.producers.keras import TagMapping
 
 LR_HEADER = ("epoch", "step", "wall_time", "learning_rate")
@@ -133,6 +134,9 @@ def _no_duplicates(sidecar: Sidecar) -> None:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    kind = special_file(path) if os.path.lexists(path) else None
+    if kind is not None:  # reading a pipe or a device could block or never end
+        raise SidecarError(f"{path}: not a regular file ({kind})")
     try:
         f = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -309,6 +310,19 @@ def _scan_files_native(
     return scan
 
 
+def _wants_numpy(records: int) -> bool:
+    """Whether to fold a batch of ``records`` with numpy rather than a Python loop.
+
+    Importing numpy costs ~0.1 s of CPU, more than a Python loop over a few thousand
+    records: small logs (``inspect`` of one tiny run) go without it unless something
+    imported it already. Both ways give the same StreamScan (``tests/native``).
+    """
+    return records >= _NUMPY_FROM or "numpy" in sys.modules or sys.byteorder != "little"
+
+
+_NUMPY_FROM = 4096
+
+
 def _fold(
     native: ModuleType,
     scan: StreamScan,
@@ -319,6 +333,94 @@ def _fold(
     backwards_limit: int | None,
 ) -> None:
     """Add one batch of a file's records to ``scan``, as the Python loop would."""
+    if _wants_numpy(len(batch["whats"])):
+        _fold_columns(native, scan, stats, batch, names, metadata, backwards_limit)
+    else:
+        _fold_rows(native, scan, stats, batch, names, metadata, backwards_limit)
+
+
+def _fold_rows(
+    native: ModuleType,
+    scan: StreamScan,
+    stats: FileStats,
+    batch: dict[str, Any],
+    names: list[str],
+    metadata: dict[int, bytes],
+    backwards_limit: int | None,
+) -> None:
+    """:func:`_fold` value by value in Python (little-endian machines), for small batches."""
+    whats = batch["whats"]
+    if not whats:
+        return
+    wall_times = memoryview(batch["wall_times"]).cast("d").tolist()
+    if stats.first_wall_time is None:
+        stats.first_wall_time = wall_times[0]
+    kinds = scan.event_kinds
+    for what in whats:
+        kinds[_what_name(what)] += 1
+    has_metadata = native.FLAG_HAS_METADATA
+    steps = memoryview(batch["steps"]).cast("q").tolist()
+    tag_ids = memoryview(batch["tag_ids"]).cast("I").tolist()
+    forms = batch["value_kinds"]
+    flags = batch["flags"]
+    # (row, order within the row, tag id, value oneof, has metadata), in file order.
+    values: list[tuple[int, int, int, int, bool]] = [
+        (row, 0, tag_ids[row], forms[row], bool(flags[row] & has_metadata))
+        for row, count in enumerate(memoryview(batch["values"]).cast("I").tolist())
+        if count
+    ]
+    if batch["more_rows"]:
+        more = zip(
+            memoryview(batch["more_rows"]).cast("I").tolist(),
+            memoryview(batch["more_tag_ids"]).cast("I").tolist(),
+            batch["more_kinds"],
+            batch["more_flags"],
+            strict=True,
+        )
+        values.extend(
+            (row, k, tid, form, bool(flag & has_metadata)) for k, (row, tid, form, flag) in enumerate(more, 1)
+        )
+        values.sort()
+    tags = scan.tags
+    for row, _, tid, form, meta in values:
+        step = steps[row]
+        wall_time = wall_times[row]
+        name = names[tid]
+        ts = tags.get(name)
+        if ts is None:
+            md = _metadata(metadata[tid]) if meta else None
+            tags[name] = TagStats(
+                name,
+                _kind(form, md.plugin_data.plugin_name if md is not None else ""),
+                _form_name(form),
+                count=1,
+                first_step=step,
+                last_step=step,
+                min_step=step,
+                max_step=step,
+                first_wall_time=wall_time,
+                last_wall_time=wall_time,
+                metadata=md,
+            )
+            continue
+        if ts.metadata is None and meta:
+            md = _metadata(metadata[tid])
+            ts.metadata = md
+            if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
+                ts.kind = _kind(form, md.plugin_data.plugin_name)
+        _observe(ts, step, wall_time, backwards_limit)
+
+
+def _fold_columns(
+    native: ModuleType,
+    scan: StreamScan,
+    stats: FileStats,
+    batch: dict[str, Any],
+    names: list[str],
+    metadata: dict[int, bytes],
+    backwards_limit: int | None,
+) -> None:
+    """:func:`_fold` with numpy: values grouped by tag, statistics per group."""
     import numpy as np
 
     whats = np.frombuffer(batch["whats"], np.uint8)

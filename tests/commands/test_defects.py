@@ -37,6 +37,7 @@ def write_log(path: Path, steps: range, tag: str = "loss", t0: float = T0) -> Pa
         ["inspect", "s3://bucket/logs"],
         ["rename", "{src}", "--rule", "a=b", "--out", "az://container/out"],
         ["merge", "{src}", "--sidecar", "memory://lr.csv", "--in-place"],
+        ["export", "s3://bucket/logs", "{tmp}/x.csv"],
     ],
 )
 def test_6_urls_are_usage_errors_and_nothing_is_written_locally(
@@ -244,3 +245,20 @@ def test_13_a_named_pipe_as_sidecar_or_rules_file_is_an_error_not_a_hang(tmp_pat
     result = runner.invoke(app, argv)
     assert result.exit_code == 1
     assert result.stderr == f"tbrewrite: error: {fifo}: not a regular file (a named pipe)\n"
+
+
+def test_10_csv_export_neutralizes_formulas_parquet_keeps_the_text(tmp_path: Path) -> None:
+    run = tmp_path / "=cmd|' /C calc'!A0"
+    write_log(run / "events.out.tfevents.1700000000.host", range(2), tag="+SUM(1)")
+    out = tmp_path / "new" / "folder" / "x.csv"  # item 13: the folder is made, as convert makes OUT
+    result = runner.invoke(app, ["export", str(tmp_path), str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[1].startswith("'=cmd|' /C calc'!A0,'+SUM(1),0,"), lines[1]
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    parquet = tmp_path / "x.parquet"
+    assert runner.invoke(app, ["export", str(tmp_path), str(parquet)]).exit_code == 0
+    frame = pd.read_parquet(parquet)
+    assert set(frame["run"]) == {"=cmd|' /C calc'!A0"} and set(frame["tag"]) == {"+SUM(1)"}

@@ -15,6 +15,7 @@ those columns: the same rows, in the same order and the same chunks, as the Pyth
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from tbrewrite.events.framing import Damage, DamageKind
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import scalar_value
 from tbrewrite.logdir import is_event_file, runs
+from tbrewrite.storage import local_path
 
 COLUMNS = ("run", "tag", "step", "wall_time", "value")
 FORMATS = ("csv", "parquet")
@@ -295,12 +297,13 @@ def export(
     """
     from tbrewrite.errors import OutputError
 
-    out = Path(out)
+    path = local_path(path)
+    out = local_path(out, "OUT")
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise InputError(f"{out}: cannot tell the format; use a .csv or .parquet name or --format")
-    if not out.parent.is_dir():
-        raise InputError(f"{out}: its folder {out.parent} does not exist")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise InputError(f"{out}: {out.parent} is not a folder")
     if out.exists() and not force:
         raise OutputError(f"{out}: already exists; use --force to replace it")
     if fmt == "parquet":
@@ -311,10 +314,13 @@ def export(
     damage: list[Damage] = []
     temp = out.with_name(f".{out.name}.tbrewrite-partial")
     rows = 0
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         writer = None
         for frame in _frames(path, damage):
             if fmt == "csv":
+                frame = _neutralize_formulas(frame)
                 frame.to_csv(temp, mode="a" if rows else "w", header=not rows, index=False)
             else:
                 import pyarrow as pa
@@ -335,7 +341,29 @@ def export(
         elif not rows:
             _frame([]).to_csv(temp, index=False)
         os.replace(temp, out)
-    except BaseException:
+    except BaseException as e:
         temp.unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(e, OSError) and e.filename is None:  # e.g. ENOSPC from a buffered write
+            raise OSError(e.errno, e.strerror or str(e), str(out)) from None
         raise
     return rows, damage
+
+
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def _neutralize_formulas(frame: Any) -> Any:
+    """Return the DataFrame ``frame`` with cells a spreadsheet would run as a formula quoted.
+
+    A run or tag starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
+    leading ``'``, as OWASP's CSV-injection advice says; Parquet keeps the exact text.
+    """
+    for column in ("run", "tag"):
+        text = frame[column].astype(str)
+        risky = text.str.contains(_FORMULA_START, regex=True)
+        if risky.any():
+            frame = frame.assign(**{column: text.where(~risky, "'" + text)})
+    return frame

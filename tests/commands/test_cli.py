@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CORPUS, FIXTURES, event_files
+from support.logs import event_files
+from support.paths import CORPUS, FIXTURES, REPO
 from tbrewrite.cli import app
 
 runner = CliRunner()
@@ -128,9 +129,7 @@ COMMANDS = ("convert", "inspect", "rename", "merge", "export")
 
 
 def test_every_command_has_help_and_a_readme_section() -> None:
-    from conftest import ROOT
-
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     result = run("--help")
     assert result.exit_code == 0
     registered = {c.name for c in app.registered_commands}

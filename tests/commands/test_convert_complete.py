@@ -1,4 +1,7 @@
-"""``convert`` on every Keras layout: trees of runs, restarts, the corpus, TensorBoard end to end."""
+"""``convert`` on every Keras layout: trees of runs, restarts, the corpus, parallel jobs.
+
+The runs trained in the session and TensorBoard's server reading the output: ``tests/e2e/test_convert_e2e.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +11,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CORPUS, FIXTURES, event_files, loader_values, run_training
-from expect import assert_converted
+from support.expect import assert_converted
+from support.logs import event_files, loader_values
+from support.paths import CORPUS, FIXTURES
 from tbrewrite.cli import app
 from tbrewrite.commands.convert import convert
 from tbrewrite.producers.keras import TagMapping
-from tbrewrite_server import TensorBoardServer
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="session")
-def tf_keras_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tf_keras log_dir trained in this session, ReduceLROnPlateau writing epoch_lr."""
-    return run_training("train_tf_keras.py", tmp_path_factory.mktemp("tfk") / "logs")
-
-
-@pytest.mark.slow
-def test_tf_keras_run_trained_in_session(tf_keras_logdir: Path, tmp_path: Path) -> None:
-    report = convert(tf_keras_logdir, tmp_path / "out")
-    output = assert_converted(tf_keras_logdir, tmp_path / "out", "keras-split")
-    tags = {t for t, *_ in loader_values([output])}
-    assert {"train/loss", "val/loss", "train/learning_rate", "train/batch_loss"} <= tags
-    assert report.runs[0].plan.layout == "keras-split"
 
 
 @pytest.mark.parametrize("name", ["keras3_run", "tf_keras_run"])
@@ -141,32 +129,6 @@ def test_restarts_split_writes_one_run_per_input_file(tmp_path: Path) -> None:
         got = sorted(step for tag, step, *_ in loader_values([output]) if tag == "train/loss")
         want = sorted(step for tag, step, *_ in loader_values([path]) if tag == "loss")
         assert got == want
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("load_fast", ["true", "false"])
-def test_tensorboard_serves_the_converted_run(keras3_logdir: Path, tmp_path: Path, load_fast: str) -> None:
-    convert(keras3_logdir, tmp_path / "logdir" / "run")
-    with TensorBoardServer(tmp_path / "logdir", load_fast=load_fast) as tb:
-        tags = tb.wait_for_tags("run", {"train/loss", "val/loss", "train/accuracy", "val/accuracy", "train/learning_rate"})
-        assert not any(t.startswith(("epoch_", "evaluation_")) for t in tags)
-        for tag in ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "train/learning_rate"):
-            points = tb.scalars("run", tag)
-            assert [step for _, step, _ in points] == [0, 1, 2], tag
-
-
-@pytest.mark.slow
-def test_keep_last_shows_what_tensorboard_shows(tmp_path: Path) -> None:
-    """--restarts keep-last equals what TensorBoard's data server serves for the raw run."""
-    shutil.copytree(FIXTURES / "tf1_flat_run", tmp_path / "logdir" / "raw")
-    convert(FIXTURES / "tf1_flat_run", tmp_path / "logdir" / "converted", restarts="keep-last")
-    with TensorBoardServer(tmp_path / "logdir", load_fast="true") as tb:
-        tb.wait_for_tags("converted", {"train/loss"})
-        tb.wait_for_tags("raw", {"loss"})
-        for old, new in (("loss", "train/loss"), ("val_acc", "val/acc"), ("lr", "train/learning_rate")):
-            raw = tb.scalars("raw", old)
-            assert [s for _, s, _ in raw] == [0, 1, 2, 3, 4, 5, 6]
-            assert tb.scalars("converted", new) == raw
 
 
 def _tree(tmp_path: Path, runs: int) -> Path:

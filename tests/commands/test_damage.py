@@ -36,14 +36,12 @@ from tensorboard.backend.event_processing import io_wrapper
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from typer.testing import CliRunner
 
-from conftest import CORPUS, event_files, loader_values
+from support.logs import event_files, loader_values
+from support.paths import CORPUS
 from tbrewrite.cli import app
 from tbrewrite.commands.convert import convert
 from tbrewrite.commands.convertplan import plan_run, scan_run
 from tbrewrite.engine.rewrite import rewrite
-from tbrewrite.events.reader import EventFileReader
-from tbrewrite.logdir import is_event_file, list_event_files
-from tbrewrite.producers.keras import TagMapping
 from tbrewrite.events.framing import (
     CRC_MISMATCH,
     INVALID_EVENT,
@@ -53,8 +51,11 @@ from tbrewrite.events.framing import (
     encode_record,
     masked_crc32c,
 )
+from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.writer import TEMP_PREFIX
+from tbrewrite.logdir import is_event_file, list_event_files
 from tbrewrite.output.transaction import Transaction
+from tbrewrite.producers.keras import TagMapping
 
 runner = CliRunner()
 T0 = 1_700_000_000.0

@@ -7,15 +7,16 @@ import re
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CORPUS, FIXTURES, ROOT, loader_values, run_training, train_env
+from support.expect import assert_matches_loader
+from support.logs import loader_values
+from support.paths import CORPUS, FIXTURES, REPO
 from tbrewrite.cli import app
-from tbrewrite.commands.inspect import TF49109_PARTIAL_WARNING, TF49109_WARNING, inspect_logdir
+from tbrewrite.commands.inspect import inspect_logdir
 
 runner = CliRunner()
 
@@ -166,27 +167,6 @@ def test_layout_of_a_train_folder_names_its_log_dir_above_path() -> None:
     assert doc["runs"][0]["files"][0]["path"].startswith("train/events.out.tfevents.")
 
 
-def assert_matches_loader(path: Path, doc: dict) -> None:
-    """Per run, per tag: inspect's counts and step ranges equal TensorBoard's EventFileLoader's.
-
-    The loader turns each graph_def event into an extra ``__run_graph__`` summary value and
-    each tagged_run_metadata event into a value under its tag (``dataclass_compat.py``);
-    inspect counts those as events, so they are matched against ``events`` instead.
-    """
-    for run in doc["runs"]:
-        files = [path / f["path"] for f in run["files"] if f["loaded"]]
-        steps: dict[str, list[int]] = {}
-        for tag, step, _, _ in loader_values(files):
-            steps.setdefault(tag, []).append(step)
-        counts = Counter({tag: len(s) for tag, s in steps.items()})
-        assert counts.pop("__run_graph__", 0) == run["events"]["graph_def"], run["run"]
-        mine = {t["tag"]: (t["count"], t["first_step"], t["last_step"]) for t in run["tags"]}
-        extra = set(counts) - set(mine)
-        assert sum(counts[t] for t in extra) == run["events"]["tagged_run_metadata"], run["run"]
-        expected = {t: (counts[t], steps[t][0], steps[t][-1]) for t in counts if t not in extra}
-        assert mine == expected, run["run"]
-
-
 def test_corpus_tags_match_tensorboard_loader(corpus_doc: tuple[int, dict]) -> None:
     _, doc = corpus_doc
     assert_matches_loader(CORPUS, doc)
@@ -246,96 +226,6 @@ def test_restart_counts_match_the_loader_and_memory_stays_flat(run: str) -> None
         assert (r["backwards"], r["repeated"], r["first_from_step"], r["first_to_step"]) == (down, same, *first)
     # Only the first restart of each tag is kept in memory; the rest are counted.
     assert all(len(t.backwards) == 1 for t in inspected.restarts())
-
-
-ALL_KINDS = """
-import sys
-import numpy as np
-import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
-
-logdir = sys.argv[1]
-with tf.summary.create_file_writer(logdir + "/tf2").as_default():
-    for step in (0, 1, 2, 1, 1):
-        tf.summary.scalar("s", 0.5, step=step)
-    tf.summary.histogram("h", [1.0, 2.0], step=0)
-    tf.summary.image("img", np.zeros((1, 2, 2, 3), "float32"), step=0)
-    tf.summary.audio("aud", np.zeros((1, 8, 1), "float32"), 8000, step=0)
-    tf.summary.text("txt", "hello", step=0)
-    tf.summary.write("raw", tf.constant([1, 2]), step=0)
-    hp.hparams({"lr": 0.1})
-tf1 = tf.compat.v1
-with tf.Graph().as_default() as g:
-    tf.constant(1.0, name="c")
-    fw = tf1.summary.FileWriter(logdir + "/tf1", graph=g)
-    fw.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), 0)
-    fw.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag="x", simple_value=1.0)]), 0)
-    histo = tf1.HistogramProto(min=0.0, max=1.0, num=1.0)
-    fw.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag="hist", histo=histo)]), 0)
-    image = tf1.Summary.Image(height=1, width=1, colorspace=1, encoded_image_string=b"x")
-    fw.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag="im", image=image)]), 0)
-    fw.add_run_metadata(tf1.RunMetadata(), "step1", 1)
-    fw.close()
-"""
-
-
-@pytest.mark.slow
-def test_every_kind_and_event_written_by_tensorflow(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-c", ALL_KINDS, str(tmp_path)], check=True, env=train_env(), timeout=300)
-    code, doc = inspect_json(tmp_path)
-    assert code == 0
-    runs = {r["run"]: r for r in doc["runs"]}
-    assert list(runs) == ["tf1", "tf2"]
-    tf2 = {t["tag"]: (t["kind"], t["form"], t["plugin"], t["count"]) for t in runs["tf2"]["tags"]}
-    assert tf2 == {
-        "s": ("scalar", "tensor", "scalars", 5),
-        "h": ("histogram", "tensor", "histograms", 1),
-        "img": ("image", "tensor", "images", 1),
-        "aud": ("audio", "tensor", "audio", 1),
-        "txt": ("text", "tensor", "text", 1),
-        "raw": ("tensor", "tensor", None, 1),
-        "_hparams_/session_start_info": ("hparams", "tensor", "hparams", 1),
-    }
-    assert runs["tf2"]["restarts"] == [
-        {"tag": "s", "backwards": 1, "repeated": 1, "first_from_step": 2, "first_to_step": 1}
-    ]
-    tf1 = {t["tag"]: (t["kind"], t["form"]) for t in runs["tf1"]["tags"]}
-    assert tf1 == {"x": ("scalar", "simple_value"), "hist": ("histogram", "histo"), "im": ("image", "image")}
-    events = runs["tf1"]["events"]
-    assert (events["graph_def"], events["session_log"], events["tagged_run_metadata"]) == (1, 1, 1)
-    assert events["meta_graph_def"] == 1 and events["file_version"] == 1 and events["summary"] == 3
-    s = next(t for t in runs["tf2"]["tags"] if t["tag"] == "s")
-    assert s["first_wall_time"] <= s["last_wall_time"] and (s["first_step"], s["last_step"]) == (0, 1)
-    assert_matches_loader(tmp_path, doc)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("epochs", ["2", "3"])
-def test_tf49109_is_flagged_on_a_real_keras_run(tmp_path: Path, epochs: str) -> None:
-    # 4 training batches per epoch and update_freq=3: Keras 3 records a summary only while
-    # the last batch number pushed is a multiple of 3, so epoch-end summaries survive only
-    # for epochs ending at batch 12, 24, ...: with 2 epochs none, with 3 epochs only epoch 2.
-    logdir = run_training(
-        "train_keras3.py", tmp_path / "logs", "--update-freq", "3", "--batches", "4", "--epochs", epochs
-    )
-    result = runner.invoke(app, ["inspect", str(logdir), "--json"])
-    assert result.exit_code == 0, result.output
-    runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
-    train = {t["tag"]: t for t in runs["train"]["tags"]}
-    assert train["batch_loss"]["count"] == 4 * int(epochs) // 3
-    if epochs == "2":
-        assert not any(tag.startswith("epoch_") for tag in train)
-        expected = (
-            "no epoch_ summaries although batch_ summaries exist: looks like tensorflow#49109 "
-            "(update_freq not dividing the batches per epoch); merge a CSVLogger file with --sidecar"
-        )
-        assert expected == TF49109_WARNING
-    else:
-        assert (train["epoch_loss"]["count"], train["epoch_loss"]["first_step"]) == (1, 2)
-        expected = TF49109_PARTIAL_WARNING.format(tag="epoch_accuracy", count=1, first=2, last=2)
-    assert runs["train"]["warnings"] == [expected]
-    assert runs["validation"]["warnings"] == []
-    assert result.stderr == f"tbrewrite: warning: train: {expected}\n"
 
 
 def test_no_tf49109_warning_on_healthy_keras_runs(corpus_doc: tuple[int, dict]) -> None:
@@ -423,7 +313,7 @@ def _keys(value: object) -> set[str]:
 
 
 def test_readme_documents_every_json_key(corpus_doc: tuple[int, dict], tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## `tbrewrite inspect PATH`", 1)[1].split("\n## ", 1)[0]
     damaged = tmp_path / "events.out.tfevents.1.x"
     shutil.copy(CORPUS / "eyenet/src/Graph/events.out.tfevents.1506627099.ip-172-31-26-224", damaged)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from tensorboard.compat.proto import event_pb2
 
-from tbrewrite.logdir import is_event_file
 from tbrewrite.events.writer import EventFileWriter
+from tbrewrite.logdir import is_event_file
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 

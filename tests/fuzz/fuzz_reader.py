@@ -38,14 +38,14 @@ sys.path.insert(0, str(TESTS))
 
 # Coverage for our own code only: not the protobuf runtime, TensorBoard, or the oracle.
 with atheris.instrument_imports(include=["tbrewrite"]):
-    from tbrewrite.events.reader import EventFileReader
     from tbrewrite.events.framing import DAMAGE_KINDS, RecordReader
+    from tbrewrite.events.reader import EventFileReader
     from tbrewrite.events.wire import peek  # noqa: F401 - instrumented for the lazy reader
 
 from fuzz.checks import check_lazy_reading  # noqa: E402 - after the instrumented imports
 from fuzz.reference import parse, record_at, reframe  # noqa: E402
-
-from conftest import CORPUS, FIXTURES, event_files  # noqa: E402 - after sys.path
+from support.logs import event_files  # noqa: E402 - after sys.path
+from support.paths import CORPUS, FIXTURES  # noqa: E402
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="tbrewrite-fuzz-")) / "events.out.tfevents.0.fuzz"
 RESYNC_ORACLE_MAX = 4096

@@ -2,7 +2,9 @@
 
 The mapping below is DESIGN.md's default table written out again by hand, so a bug in
 ``tbrewrite.producers.keras`` cannot hide itself. Inputs and outputs are both read with
-TensorBoard's own ``EventFileLoader`` and TensorFlow's ``TFRecordDataset``.
+TensorBoard's own ``EventFileLoader`` and TensorFlow's ``TFRecordDataset``, and the framing of
+outputs is checked by the strict parser of :mod:`support.tfrecord`; nothing here imports
+tbrewrite.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from conftest import event_files, loader_events, loader_values
-from tbrewrite.events.framing import RecordReader
+from support.logs import event_files, loader_events, loader_values
+from support.tfrecord import read_frames
 
 LR = ("lr", "learning_rate", "epoch_lr", "epoch_learning_rate")
 
@@ -40,7 +42,7 @@ def expected_tag(layout: str, source: str, tag: str, scalar: bool, train: str = 
         if tag.startswith("epoch_"):
             return f"{val}/{tag[6:]}"
         if tag.startswith("evaluation_") and tag.endswith("_vs_iterations"):
-            return f"{val}/{tag[len('evaluation_'):]}"
+            return f"{val}/{tag[len('evaluation_') :]}"
     return tag
 
 
@@ -73,12 +75,20 @@ def expected_values(run_dir: Path, layout: str) -> Counter:
     return expected
 
 
-def assert_tensorflow_reads(path: Path) -> int:
-    """TFRecordDataset reads ``path`` and yields exactly the records our reader yields."""
+def tensorflow_records(path: Path) -> list[bytes]:
+    """Every record of ``path`` as TensorFlow's ``TFRecordDataset`` reads it."""
     import tensorflow as tf
 
-    records = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
-    assert records == list(RecordReader(path))
+    return [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
+
+
+def assert_tensorflow_reads(path: Path) -> int:
+    """TFRecordDataset reads ``path`` whole, yielding exactly the records a strict parser finds.
+
+    Returns the number of records.
+    """
+    records = tensorflow_records(path)
+    assert records == read_frames(path)
     return len(records)
 
 
@@ -90,7 +100,28 @@ def assert_converted(run_dir: Path, out_dir: Path, layout: str) -> Path:
     assert Counter(loader_values([output])) == expected_values(run_dir, layout)
     inputs = [f for files in source_files(run_dir).values() for f in files]
     assert loader_events([output]) == loader_events(inputs)
-    first = next(iter(RecordReader(output)))
-    assert event_pb2.Event.FromString(first).file_version == "brain.Event:2"
     assert_tensorflow_reads(output)
+    first = read_frames(output)[0]
+    assert event_pb2.Event.FromString(first).file_version == "brain.Event:2"
     return output
+
+
+def assert_matches_loader(path: Path, doc: dict) -> None:
+    """Per run, per tag: inspect's counts and step ranges equal TensorBoard's EventFileLoader's.
+
+    The loader turns each graph_def event into an extra ``__run_graph__`` summary value and
+    each tagged_run_metadata event into a value under its tag (``dataclass_compat.py``);
+    inspect counts those as events, so they are matched against ``events`` instead.
+    """
+    for run in doc["runs"]:
+        files = [path / f["path"] for f in run["files"] if f["loaded"]]
+        steps: dict[str, list[int]] = {}
+        for tag, step, _, _ in loader_values(files):
+            steps.setdefault(tag, []).append(step)
+        counts = Counter({tag: len(s) for tag, s in steps.items()})
+        assert counts.pop("__run_graph__", 0) == run["events"]["graph_def"], run["run"]
+        mine = {t["tag"]: (t["count"], t["first_step"], t["last_step"]) for t in run["tags"]}
+        extra = set(counts) - set(mine)
+        assert sum(counts[t] for t in extra) == run["events"]["tagged_run_metadata"], run["run"]
+        expected = {t: (counts[t], steps[t][0], steps[t][-1]) for t in counts if t not in extra}
+        assert mine == expected, run["run"]

@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
-from conftest import CORPUS, FIXTURES, event_files
 from fuzz.checks import check_lazy_reading
 from fuzz.reference import parse, record_at, reframe
-from tbrewrite.events.reader import EventFileReader
+from support.logs import event_files
+from support.paths import CORPUS, FIXTURES
 from tbrewrite.events.framing import DAMAGE_KINDS, DEFAULT_CHUNK_SIZE, RecordReader, encode_record, find_next_record
+from tbrewrite.events.reader import EventFileReader
 
 LONG_RUN = int(os.environ.get("TBREWRITE_FUZZ_EXAMPLES", "0"))
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
-from conftest import CORPUS, FIXTURES, event_files
+from support.logs import event_files
+from support.paths import CORPUS, FIXTURES
 from tbrewrite.events.framing import RecordReader
 from tbrewrite.events.wire import REST_AT, STEP, TAG, WALL_TIME, has_metadata, peek, retag
 

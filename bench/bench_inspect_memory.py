@@ -181,22 +181,31 @@ def main() -> None:
         log_dir = work / "logs"
         start = time.perf_counter()
         info = generate(log_dir, int(args.gigabytes * 1e9), args.files, args.histogram_kb)
-        print(f"generated {info['bytes'] / 1e9:.3f} GB, {info['events']} events, {info['files']} files "
-              f"in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        print(
+            f"generated {info['bytes'] / 1e9:.3f} GB, {info['events']} events, {info['files']} files "
+            f"in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
         baseline = peak_rss_mb("--help")
         one = next(iter(sorted((log_dir / "train").iterdir())))
         rows.append(("`tbrewrite --help` (interpreter + imports)", "-", baseline))
         rows.append((f"`inspect --json` one file ({one.stat().st_size / 1e6:.0f} MB)", "1 file", peak_rss_mb(str(one))))
-        rows.append((
-            f"`inspect --json` whole log ({info['bytes'] / 1e9:.2f} GB)",
-            f"{info['files']} files, {info['events']} events", peak_rss_mb(str(log_dir)),
-        ))
+        rows.append(
+            (
+                f"`inspect --json` whole log ({info['bytes'] / 1e9:.2f} GB)",
+                f"{info['files']} files, {info['events']} events",
+                peak_rss_mb(str(log_dir)),
+            )
+        )
         if args.repeated_steps:
             size = generate_repeated_steps(work / "repeated", args.repeated_steps)
-            rows.append((
-                f"`inspect --json` {args.repeated_steps} scalars all at step 0 ({size / 1e6:.0f} MB)",
-                "1 file", peak_rss_mb(str(work / "repeated")),
-            ))
+            rows.append(
+                (
+                    f"`inspect --json` {args.repeated_steps} scalars all at step 0 ({size / 1e6:.0f} MB)",
+                    "1 file",
+                    peak_rss_mb(str(work / "repeated")),
+                )
+            )
     finally:
         shutil.rmtree(work)
     lines = [
@@ -205,7 +214,9 @@ def main() -> None:
         *(f"| {case} | {what} | {rss:.0f} | {secs:.1f} | {code} |" for case, what, (rss, secs, code) in rows),
     ]
     whole = rows[2][2][0]
-    verdict = f"whole-log peak RSS {whole:.0f} MiB: {'within' if whole <= TARGET_MB else 'OVER'} the {TARGET_MB} MB target"
+    verdict = (
+        f"whole-log peak RSS {whole:.0f} MiB: {'within' if whole <= TARGET_MB else 'OVER'} the {TARGET_MB} MB target"
+    )
     report = "\n".join([f"machine: {machine()}", "", *lines, "", verdict])
     print(report)
     if args.results:
@@ -214,9 +225,7 @@ def main() -> None:
             "Command: `.venv/bin/python bench/bench_inspect_memory.py "
             + " ".join(sys.argv[1:])
             + "`\n(peak RSS of each `tbrewrite inspect --json` child process, `os.wait4` `ru_maxrss`; "
-            "the generated log is deleted afterwards).\n\n"
-            + report
-            + "\n"
+            "the generated log is deleted afterwards).\n\n" + report + "\n"
         )
 
 

@@ -27,19 +27,16 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from tbrewrite.keras import LearningRateLogger  # noqa: E402
+from tbrewrite.keras import LearningRateLogger
 
 BATCH_SIZE = 32
 
 
 def build_model(kind: str) -> keras.Model:
-    if kind == "schedule":
-        learning_rate = keras.optimizers.schedules.ExponentialDecay(0.01, 100, 0.9)
-    else:
-        learning_rate = 0.01
+    learning_rate = keras.optimizers.schedules.ExponentialDecay(0.01, 100, 0.9) if kind == "schedule" else 0.01
     model = keras.Sequential(
         [
             keras.Input((20,)),
@@ -80,9 +77,7 @@ class TimedLogger(LearningRateLogger):
         self.hook_seconds += time.perf_counter() - start
 
 
-def timed_fit(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, callbacks: list
-) -> tuple[float, float]:
+def timed_fit(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, callbacks: list) -> tuple[float, float]:
     """Return the (wall, CPU) seconds of one fit()."""
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, callbacks=callbacks, verbose=0)

@@ -92,9 +92,7 @@ class _File:
         self._f.close()
 
 
-_SCALAR_META = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-)
+_SCALAR_META = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 _SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
 
 
@@ -125,7 +123,7 @@ def _keras_run(
     batches: int,
     rng: random.Random,
     *,
-    epoch_extras=None,  # noqa: ANN001 - callable(train_file, epoch, wall_time) -> wall_time
+    epoch_extras=None,
 ) -> dict[str, int]:
     """Write one Keras 3 ``log_dir``; return its event and byte counts."""
     train = _File(log_dir / "train" / f"events.out.tfevents.{int(T0)}.{HOST}.{PID}.0.v2", T0)
@@ -200,7 +198,6 @@ def scalar_log(out: str | os.PathLike[str], events: int = 400_000, seed: int = 1
     epochs = max(1, math.ceil(events / per_epoch))
     stats = _keras_run(out, epochs, BATCHES_PER_EPOCH, random.Random(seed))
     return _done(out, params, stats)
-
 
 
 def _histogram(tag: str, epoch: int, wall_time: float, rng: random.Random) -> bytes:

@@ -147,7 +147,7 @@ def run_once(cmd: list[str], timeout: float = 1800) -> Sample:
         )
 
 
-def measure_once(result: Result, make_cmd, out: Path) -> None:  # noqa: ANN001
+def measure_once(result: Result, make_cmd, out: Path) -> None:
     """Run ``make_cmd(out)`` once into a fresh ``out`` and add the sample to ``result``."""
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ def measure_once(result: Result, make_cmd, out: Path) -> None:  # noqa: ANN001
     print(f"  {result.tool:<28} {sample.wall:8.2f} s  {sample.rss_kb / 1024:7.1f} MiB  exit {sample.code}", flush=True)
 
 
-def measure(tool: str, note: str, make_cmd, out: Path, repeat: int) -> Result:  # noqa: ANN001
+def measure(tool: str, note: str, make_cmd, out: Path, repeat: int) -> Result:
     """Run ``make_cmd(out)`` ``repeat`` times, each into a fresh ``out``."""
     result = Result(tool, note)
     for _ in range(repeat):
@@ -180,30 +180,93 @@ def tools_for(kind: str, src: Path, args: argparse.Namespace, rename: bool) -> l
     rules = [a for r in RULES for a in ("--rule", r)]
     fast, slow = args.repeat, args.slow_repeat
     tools: list[tuple[str, str, object, int]] = [
-        ("tbrewrite convert", "CLI; train/+validation/ merged into one file", lambda o: [TBREWRITE, "convert", str(src), str(o)], fast),
+        (
+            "tbrewrite convert",
+            "CLI; train/+validation/ merged into one file",
+            lambda o: [TBREWRITE, "convert", str(src), str(o)],
+            fast,
+        ),
     ]
     if rename:
-        tools.append(("tbrewrite rename", "CLI; --out mirror, 3 regex rules", lambda o: [TBREWRITE, "rename", str(src), *rules, "--out", str(o)], fast))
-    tools.append(("raw record copy (floor)", "framing + both CRCs, no protobuf, fsync", lambda o: [PY, str(BENCH / "peers" / "raw_copy.py"), str(src), str(o)], fast))
+        tools.append(
+            (
+                "tbrewrite rename",
+                "CLI; --out mirror, 3 regex rules",
+                lambda o: [TBREWRITE, "rename", str(src), *rules, "--out", str(o)],
+                fast,
+            )
+        )
+    tools.append(
+        (
+            "raw record copy (floor)",
+            "framing + both CRCs, no protobuf, fsync",
+            lambda o: [PY, str(BENCH / "peers" / "raw_copy.py"), str(src), str(o)],
+            fast,
+        )
+    )
     splice = str(BENCH / "peers" / "splice_rename.py")
-    tools.append(("splice sketch", "one pass, tags spliced into bytes, same rules", lambda o: [PY, splice, str(src), str(o), *rules], fast))
+    tools.append(
+        (
+            "splice sketch",
+            "one pass, tags spliced into bytes, same rules",
+            lambda o: [PY, splice, str(src), str(o), *rules],
+            fast,
+        )
+    )
     if kind == "scalar":
-        tools.append(("splice sketch + scan pass", "the same after a planning pass", lambda o: [PY, splice, str(src), str(o), "--scan", *rules], fast))
+        tools.append(
+            (
+                "splice sketch + scan pass",
+                "the same after a planning pass",
+                lambda o: [PY, splice, str(src), str(o), "--scan", *rules],
+                fast,
+            )
+        )
     if kind == "large":
         tools.append(("cp -r", "no fsync", lambda o: ["cp", "-r", str(src), str(o)], fast))
-        tools.append(("cp -r + fsync", "then `sync FILE...` (fsync each file)", lambda o: ["sh", "-c", 'cp -r "$0" "$1" && find "$1" -type f -exec sync {} +', str(src), str(o)], fast))
+        tools.append(
+            (
+                "cp -r + fsync",
+                "then `sync FILE...` (fsync each file)",
+                lambda o: ["sh", "-c", 'cp -r "$0" "$1" && find "$1" -type f -exec sync {} +', str(src), str(o)],
+                fast,
+            )
+        )
     peers = kind == "scalar" or (kind == "tree" and args.tree_peers) or (kind == "large" and args.large_peers)
     if not peers:
         return tools
     loader = str(BENCH / "peers" / "tb_loader_rename.py")
     tbparse = str(BENCH / "peers" / "tbparse_read.py")
-    tools.append(("TB loader script, no TF", "EventFileLoader + EventFileWriter, stub reader", lambda o: [PY, loader, str(src), str(o), *rules], slow))
+    tools.append(
+        (
+            "TB loader script, no TF",
+            "EventFileLoader + EventFileWriter, stub reader",
+            lambda o: [PY, loader, str(src), str(o), *rules],
+            slow,
+        )
+    )
     if args.with_tf and kind == "scalar":
-        tools.append(("TB loader script, with TF", "same, TensorFlow's C++ reader", lambda o: [PY, loader, str(src), str(o), "--with-tf", *rules], slow))
+        tools.append(
+            (
+                "TB loader script, with TF",
+                "same, TensorFlow's C++ reader",
+                lambda o: [PY, loader, str(src), str(o), "--with-tf", *rules],
+                slow,
+            )
+        )
     if kind == "scalar":
-        tools.append(("tbparse, no TF", "SummaryReader(...).scalars + .tensors", lambda o: [PY, tbparse, str(src)], slow))
+        tools.append(
+            ("tbparse, no TF", "SummaryReader(...).scalars + .tensors", lambda o: [PY, tbparse, str(src)], slow)
+        )
         if args.with_tf:
-            tools.append(("tbparse, with TF", "same, TensorFlow's C++ reader", lambda o: [PY, tbparse, str(src), "--with-tf"], slow))
+            tools.append(
+                (
+                    "tbparse, with TF",
+                    "same, TensorFlow's C++ reader",
+                    lambda o: [PY, tbparse, str(src), "--with-tf"],
+                    slow,
+                )
+            )
     return tools
 
 
@@ -223,13 +286,15 @@ class LogRun:
         return None
 
 
-def bench_log(kind: str, title: str, src: Path, info: dict[str, object], args: argparse.Namespace, rename: bool) -> LogRun:
+def bench_log(
+    kind: str, title: str, src: Path, info: dict[str, object], args: argparse.Namespace, rename: bool
+) -> LogRun:
     print(f"\n{title}: {info['events']} events, {info['bytes'] / MB:.1f} MB in {info['files']} files", flush=True)
     tools = tools_for(kind, src, args, rename)
     results = [Result(tool, note) for tool, note, _, _ in tools]
     # Round robin, so a change in the machine's load hits every tool alike.
     for round_ in range(max(repeat for *_, repeat in tools)):
-        for result, (_, _, make_cmd, repeat) in zip(results, tools):
+        for result, (_, _, make_cmd, repeat) in zip(results, tools, strict=False):
             failed = result.samples and result.samples[-1].code != 0
             if round_ < repeat and not failed:
                 measure_once(result, make_cmd, args.work / "out" / kind)
@@ -275,8 +340,8 @@ def machine() -> list[str]:
         mem = f"{total / 1024 / 1024:.1f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    from google.protobuf.internal import api_implementation
     import google_crc32c
+    from google.protobuf.internal import api_implementation
 
     versions = []
     for pkg in ("tbrewrite", "tensorboard", "protobuf", "google-crc32c", "tbparse", "pandas", "numpy", "tensorflow"):
@@ -284,8 +349,12 @@ def machine() -> list[str]:
             versions.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{pkg} (not installed)")
-    commit = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True
+    ).stdout.strip()
     return [
         f"- CPU: {os.cpu_count()} × {cpu} (`nproc` = {len(os.sched_getaffinity(0))}); {mem}; {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}; {', '.join(versions)}; protobuf backend `{api_implementation.Type()}`, google-crc32c `{google_crc32c.implementation}`",
@@ -306,32 +375,47 @@ def targets(runs: dict[str, LogRun], growth: list[tuple[str, float, float]]) -> 
             if peer := scalar.get(name):
                 x = peer.wall / conv.wall
                 y = peer.cpu / conv.cpu
-                lines.append(f"- convert ≥ 10× faster than the {name} (scalar log): **{x:.1f}×** in wall time ({y:.1f}× in CPU time) → {'met' if x >= 10 else 'NOT met'}")
+                lines.append(
+                    f"- convert ≥ 10× faster than the {name} (scalar log): **{x:.1f}×** in wall time ({y:.1f}× in CPU time) → {'met' if x >= 10 else 'NOT met'}"
+                )
         if floor := scalar.get("raw record copy (floor)"):
             x = conv.wall / floor.wall
             y = conv.cpu / floor.cpu
-            lines.append(f"- convert within 2× of the raw record copy (scalar log): **{x:.2f}×** the copy's wall time ({y:.2f}× its CPU time) → {'met' if x <= 2 else 'NOT met'}")
+            lines.append(
+                f"- convert within 2× of the raw record copy (scalar log): **{x:.2f}×** the copy's wall time ({y:.2f}× its CPU time) → {'met' if x <= 2 else 'NOT met'}"
+            )
     large = runs.get("large")
     if large and (conv := large.get("tbrewrite convert")):
         size = large.info["bytes"]
         rate = size / conv.wall / 1e9
-        lines.append(f"- ≥ 1 GB/s on the large-record log: **{rate:.2f} GB/s** ({size / 1e9:.2f} GB in {conv.wall:.2f} s) → {'met' if rate >= 1 else 'NOT met'}")
+        lines.append(
+            f"- ≥ 1 GB/s on the large-record log: **{rate:.2f} GB/s** ({size / 1e9:.2f} GB in {conv.wall:.2f} s) → {'met' if rate >= 1 else 'NOT met'}"
+        )
         for name in ("cp -r", "cp -r + fsync"):
             if cp := large.get(name):
                 x = conv.wall / cp.wall
-                lines.append(f"- within 3× of `{name}` on the large-record log: **{x:.2f}×** → {'met' if x <= 3 else 'NOT met'}")
+                lines.append(
+                    f"- within 3× of `{name}` on the large-record log: **{x:.2f}×** → {'met' if x <= 3 else 'NOT met'}"
+                )
         gb = size / 1e9
         rss = conv.rss_mb
-        lines.append(f"- peak RSS ≤ 200 MB on a {gb:.2f} GB log: **{rss:.0f} MB** → {'met' if rss <= 200 else 'NOT met'}" + ("" if gb >= 1 else " (log smaller than 1 GB; run without --quick)"))
+        lines.append(
+            f"- peak RSS ≤ 200 MB on a {gb:.2f} GB log: **{rss:.0f} MB** → {'met' if rss <= 200 else 'NOT met'}"
+            + ("" if gb >= 1 else " (log smaller than 1 GB; run without --quick)")
+        )
     for label, small, big in growth:
-        lines.append(f"- RSS flat as the log grows ({label}): {small:.0f} MB → {big:.0f} MB ({big / small:.2f}×) → {'met' if big <= small * 1.25 else 'NOT met'}")
+        lines.append(
+            f"- RSS flat as the log grows ({label}): {small:.0f} MB → {big:.0f} MB ({big / small:.2f}×) → {'met' if big <= small * 1.25 else 'NOT met'}"
+        )
     tree = runs.get("tree")
     if tree:
         for name in ("tbrewrite convert", "tbrewrite rename"):
             if r := tree.get(name):
                 cores = r.cpu / r.wall
                 n = len(os.sched_getaffinity(0))
-                lines.append(f"- {name} on the {tree.info.get('runs')}-run tree uses every core: **{cores:.2f} of {n} cores busy** → {'met' if cores >= 0.8 * n else 'NOT met'}")
+                lines.append(
+                    f"- {name} on the {tree.info.get('runs')}-run tree uses every core: **{cores:.2f} of {n} cores busy** → {'met' if cores >= 0.8 * n else 'NOT met'}"
+                )
     return lines
 
 
@@ -350,17 +434,35 @@ def write_results(path: Path, body: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark tbrewrite against its peers.")
     parser.add_argument("--quick", action="store_true", help="small logs, one run each, no TF peers, no growth check")
-    parser.add_argument("--only", default="scalar,large,tree,growth", help="comma-separated subset of scalar,large,tree,growth")
-    parser.add_argument("--scalar-events", type=int, default=None, help="events in the scalar-heavy log (default 400000; quick 100000)")
-    parser.add_argument("--large-mb", type=int, default=None, help="MiB in the large-record log (default 1024; quick 256)")
+    parser.add_argument(
+        "--only", default="scalar,large,tree,growth", help="comma-separated subset of scalar,large,tree,growth"
+    )
+    parser.add_argument(
+        "--scalar-events", type=int, default=None, help="events in the scalar-heavy log (default 400000; quick 100000)"
+    )
+    parser.add_argument(
+        "--large-mb", type=int, default=None, help="MiB in the large-record log (default 1024; quick 256)"
+    )
     parser.add_argument("--tree-runs", type=int, default=None, help="runs in the tree (default 1000; quick 200)")
-    parser.add_argument("--growth", type=int, default=4, help="the growth check converts a scalar log this many times larger")
+    parser.add_argument(
+        "--growth", type=int, default=4, help="the growth check converts a scalar log this many times larger"
+    )
     parser.add_argument("--repeat", type=int, default=None, help="runs of each fast tool (default 3; quick 1)")
     parser.add_argument("--slow-repeat", type=int, default=1, help="runs of each slow peer (TB loader script, tbparse)")
-    parser.add_argument("--no-tf", dest="with_tf", action="store_false", help="skip the peer variants that import TensorFlow")
-    parser.add_argument("--tree-peers", action=argparse.BooleanOptionalAction, default=True, help="run the TB loader script on the tree")
-    parser.add_argument("--large-peers", action="store_true", help="run the TB loader script on the large-record log (slow: pure-Python CRC)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tbrewrite-bench"), help="where logs and outputs go (outside the repo)")
+    parser.add_argument(
+        "--no-tf", dest="with_tf", action="store_false", help="skip the peer variants that import TensorFlow"
+    )
+    parser.add_argument(
+        "--tree-peers", action=argparse.BooleanOptionalAction, default=True, help="run the TB loader script on the tree"
+    )
+    parser.add_argument(
+        "--large-peers",
+        action="store_true",
+        help="run the TB loader script on the large-record log (slow: pure-Python CRC)",
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/tbrewrite-bench"), help="where logs and outputs go (outside the repo)"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the generated logs for the next run")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True, help="update bench/RESULTS.md")
     args = parser.parse_args()
@@ -413,7 +515,9 @@ def main() -> None:
         src = work / f"growth-{n}"
         info = gen.scalar_log(src, n)
         logs.append(src)
-        r = measure(f"convert {n} events", "", lambda o: [TBREWRITE, "convert", str(src), str(o)], work / "out" / "growth", 1)
+        r = measure(
+            f"convert {n} events", "", lambda o: [TBREWRITE, "convert", str(src), str(o)], work / "out" / "growth", 1
+        )
         if r.ok:
             measured.append((info, r))
         if len(measured) == 2:
@@ -428,13 +532,26 @@ def main() -> None:
             src = work / "growth-large"
             info = gen.large_log(src, 256)
             logs.append(src)
-            r = measure("convert large 256 MiB", "", lambda o: [TBREWRITE, "convert", str(src), str(o)], work / "out" / "growth", 1)
+            r = measure(
+                "convert large 256 MiB",
+                "",
+                lambda o: [TBREWRITE, "convert", str(src), str(o)],
+                work / "out" / "growth",
+                1,
+            )
             if r.ok:
-                growth.append((f"large-record log {info['bytes'] / MB:.0f} → {large.info['bytes'] / MB:.0f} MB", r.rss_mb, conv.rss_mb))
+                growth.append(
+                    (
+                        f"large-record log {info['bytes'] / MB:.0f} → {large.info['bytes'] / MB:.0f} MB",
+                        r.rss_mb,
+                        conv.rss_mb,
+                    )
+                )
 
     elapsed = time.perf_counter() - started
     body = [
-        f"Generated by `python bench/run.py {' '.join(sys.argv[1:])}`".rstrip() + f" on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the whole run took {elapsed:.0f} s.",
+        f"Generated by `python bench/run.py {' '.join(sys.argv[1:])}`".rstrip()
+        + f" on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the whole run took {elapsed:.0f} s.",
         "",
         "### Machine",
         "",
@@ -447,9 +564,23 @@ def main() -> None:
     if not rename:
         body += ["", "`tbrewrite rename` does not exist at this commit, so it was not measured."]
     for run in runs.values():
-        body += ["", f"### {run.title}", "", f"{run.info['events']:,} events, {run.info['bytes'] / MB:.1f} MB in {run.info['files']} files (`bench/gen.py`, params `{json.dumps(run.info['params'])}`).", "", *table(run)]
+        body += [
+            "",
+            f"### {run.title}",
+            "",
+            f"{run.info['events']:,} events, {run.info['bytes'] / MB:.1f} MB in {run.info['files']} files (`bench/gen.py`, params `{json.dumps(run.info['params'])}`).",
+            "",
+            *table(run),
+        ]
     if growth_lines:
-        body += ["", "### Peak RSS of `convert` as the scalar log grows", "", "| events | MB | wall s | events/s | peak RSS MB |", "|---|---|---|---|---|", *growth_lines]
+        body += [
+            "",
+            "### Peak RSS of `convert` as the scalar log grows",
+            "",
+            "| events | MB | wall s | events/s | peak RSS MB |",
+            "|---|---|---|---|---|",
+            *growth_lines,
+        ]
     body += ["", "### Targets (DESIGN.md)", "", *targets(runs, growth)]
     print("\n" + "\n".join(body))
     if args.write:

@@ -71,7 +71,7 @@ def read_varint(d: bytes, p: int) -> tuple[int, int]:
         shift += 7
 
 
-def records(path: Path):  # noqa: ANN201 - yields bytes
+def records(path: Path):
     """Yield the data of each record of ``path``, both CRCs checked."""
     unpack64, unpack32 = _U64.unpack_from, _U32.unpack_from
     crc = _crc
@@ -145,7 +145,7 @@ def _split(d: bytes) -> tuple[int, int, int, bytes] | None:
 
 
 class Stats:
-    __slots__ = ("count", "last_step", "last_wall_time", "backwards")
+    __slots__ = ("backwards", "count", "last_step", "last_wall_time")
 
     def __init__(self) -> None:
         self.count = 0
@@ -182,7 +182,7 @@ def frame(data: bytes) -> bytes:
     return b"".join((header, _U32.pack(h), data, _U32.pack((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF)))
 
 
-def rewrite(path: Path, dst: Path, rename, counts: dict[str, int]) -> None:  # noqa: ANN001
+def rewrite(path: Path, dst: Path, rename, counts: dict[str, int]) -> None:
     heads: dict[tuple[bytes, int], bytes | None] = {}
     out: list[bytes] = []
     size = 0

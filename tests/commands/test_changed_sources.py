@@ -59,11 +59,13 @@ def replace(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def with_change_before_write(monkeypatch: pytest.MonkeyPatch, module: object, change: Callable[[Path], None], path: Path) -> None:
+def with_change_before_write(
+    monkeypatch: pytest.MonkeyPatch, module: object, change: Callable[[Path], None], path: Path
+) -> None:
     """Run ``change(path)`` once, after planning and just before the engine writes."""
     done = []
 
-    def changed_then_rewrite(plan, outputs):  # noqa: ANN001, ANN202 - same signature as rewrite
+    def changed_then_rewrite(plan, outputs):
         if not done:
             change(path)
             done.append(True)
@@ -83,8 +85,11 @@ def test_replaced_or_truncated_source_is_reported_with_offset(
         module = convert_module if command == "convert" else rename_module
         with_change_before_write(monkeypatch, module, change, path)
         out = src.parent.parent / "out"
-        argv = ["convert", str(src), str(out), "--jobs", "1"] if command == "convert" else [
-            "rename", str(src.parent), "--rule", "^loss$=train/loss", "--out", str(out), "--jobs", "1"]
+        argv = (
+            ["convert", str(src), str(out), "--jobs", "1"]
+            if command == "convert"
+            else ["rename", str(src.parent), "--rule", "^loss$=train/loss", "--out", str(out), "--jobs", "1"]
+        )
         result = runner.invoke(app, argv)
         assert result.exit_code == 3, (change.__name__, result.output)
         warning = [line for line in result.stderr.splitlines() if "warning" in line]
@@ -92,7 +97,9 @@ def test_replaced_or_truncated_source_is_reported_with_offset(
         monkeypatch.undo()
 
 
-def test_source_appended_to_converts_the_scanned_prefix_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_appended_to_converts_the_scanned_prefix_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "run"
     path = write_log(src / NAME, 50)
     with_change_before_write(monkeypatch, convert_module, append, path)

@@ -24,7 +24,7 @@ def test_cli_never_imports_tensorflow_or_keras(tmp_path: Path) -> None:
     code = f"""
 import sys
 from tbrewrite.cli import main
-sys.argv = ["tbrewrite", "convert", {str(FIXTURES / 'keras3_run')!r}, {str(tmp_path / 'out')!r}]
+sys.argv = ["tbrewrite", "convert", {str(FIXTURES / "keras3_run")!r}, {str(tmp_path / "out")!r}]
 try:
     main()
 except SystemExit as e:

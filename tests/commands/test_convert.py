@@ -42,5 +42,3 @@ def test_output_is_merged_in_wall_time_order_and_deterministic(tmp_path: Path) -
     assert a.name == b.name and a.read_bytes() == b.read_bytes()
     times = [event_pb2.Event.FromString(d).wall_time for d in RecordReader(a)]
     assert times == sorted(times)
-
-

@@ -151,60 +151,109 @@ DAMAGED = [
     Damaged("zero-length", lambda: b"", TRUNCATED, 0, "file is empty", 0),
     Damaged("file-version-only", lambda: FRAMES[0], None, recovered=1),
     Damaged(
-        "truncated-in-header", lambda: WHOLE[: START[3] + 5], TRUNCATED, START[3],
-        "truncated record in header: needs 12 bytes, 5 left", 3,
+        "truncated-in-header",
+        lambda: WHOLE[: START[3] + 5],
+        TRUNCATED,
+        START[3],
+        "truncated record in header: needs 12 bytes, 5 left",
+        3,
     ),
     Damaged(
-        "truncated-in-length-crc", lambda: WHOLE[: START[3] + 10], TRUNCATED, START[3],
-        "truncated record in header crc: needs 12 bytes, 10 left", 3,
+        "truncated-in-length-crc",
+        lambda: WHOLE[: START[3] + 10],
+        TRUNCATED,
+        START[3],
+        "truncated record in header crc: needs 12 bytes, 10 left",
+        3,
     ),
     Damaged(
-        "truncated-in-data", lambda: WHOLE[: START[3] + 15], TRUNCATED, START[3],
-        f"truncated record in data: needs {len(FRAMES[3])} bytes, 15 left", 3,
+        "truncated-in-data",
+        lambda: WHOLE[: START[3] + 15],
+        TRUNCATED,
+        START[3],
+        f"truncated record in data: needs {len(FRAMES[3])} bytes, 15 left",
+        3,
     ),
     Damaged(
-        "truncated-in-data-crc", lambda: WHOLE[: START[4] - 2], TRUNCATED, START[3],
-        f"truncated record in data crc: needs {len(FRAMES[3])} bytes, {len(FRAMES[3]) - 2} left", 3,
+        "truncated-in-data-crc",
+        lambda: WHOLE[: START[4] - 2],
+        TRUNCATED,
+        START[3],
+        f"truncated record in data crc: needs {len(FRAMES[3])} bytes, {len(FRAMES[3]) - 2} left",
+        3,
     ),
     Damaged(
-        "data-crc-mismatch-mid-file", lambda: flip(WHOLE, START[3] + 12), CRC_MISMATCH, START[3],
-        "data checksum mismatch: got 0x", 3,
+        "data-crc-mismatch-mid-file",
+        lambda: flip(WHOLE, START[3] + 12),
+        CRC_MISMATCH,
+        START[3],
+        "data checksum mismatch: got 0x",
+        3,
     ),
     Damaged(
-        "length-crc-mismatch-mid-file", lambda: flip(WHOLE, START[3]), CRC_MISMATCH, START[3],
-        "length checksum mismatch: got 0x", 3,
+        "length-crc-mismatch-mid-file",
+        lambda: flip(WHOLE, START[3]),
+        CRC_MISMATCH,
+        START[3],
+        "length checksum mismatch: got 0x",
+        3,
     ),
     Damaged(
-        "garbage-tail", lambda: WHOLE + b"garbage\n" * 8, CRC_MISMATCH, START[6],
-        "length checksum mismatch: got 0x", 6,
+        "garbage-tail",
+        lambda: WHOLE + b"garbage\n" * 8,
+        CRC_MISMATCH,
+        START[6],
+        "length checksum mismatch: got 0x",
+        6,
     ),
     Damaged(
-        "text-named-like-event-file", lambda: b"epoch,loss\n0,0.5\n1,0.25\n", NOT_AN_EVENT_FILE, 0,
-        "first record is invalid: length checksum mismatch: got 0x", 0,
+        "text-named-like-event-file",
+        lambda: b"epoch,loss\n0,0.5\n1,0.25\n",
+        NOT_AN_EVENT_FILE,
+        0,
+        "first record is invalid: length checksum mismatch: got 0x",
+        0,
     ),
     Damaged(
         "length-claiming-petabytes",
         lambda: WHOLE[: START[3]] + PETABYTES + struct.pack("<I", masked_crc32c(PETABYTES)) + WHOLE[START[3] + 12 :],
-        TRUNCATED, START[3], f"truncated record in data: needs {(1 << 50) + 16} bytes", 3,
+        TRUNCATED,
+        START[3],
+        f"truncated record in data: needs {(1 << 50) + 16} bytes",
+        3,
     ),
     Damaged(
         "valid-crcs-not-an-event",
-        lambda: WHOLE[: START[3]] + encode_record(NOT_AN_EVENT) + WHOLE[START[3] :], INVALID_EVENT, START[3],
-        "record is not an Event protobuf", 3,
+        lambda: WHOLE[: START[3]] + encode_record(NOT_AN_EVENT) + WHOLE[START[3] :],
+        INVALID_EVENT,
+        START[3],
+        "record is not an Event protobuf",
+        3,
     ),
     Damaged(
         "valid-crcs-common-shape-not-an-event",
         lambda: WHOLE[: START[3]] + encode_record(broken_value(GOOD[3])) + WHOLE[START[3] :],
-        INVALID_EVENT, START[3], "record is not an Event protobuf", 3,
+        INVALID_EVENT,
+        START[3],
+        "record is not an Event protobuf",
+        3,
     ),
     Damaged(
         "valid-crcs-not-an-event-after-metadata",
         lambda: WHOLE_META[: START_META[3]] + encode_record(broken_value(GOOD_META[3])) + WHOLE_META[START_META[3] :],
-        INVALID_EVENT, START_META[3], "record is not an Event protobuf", 3, tuple(GOOD_META),
+        INVALID_EVENT,
+        START_META[3],
+        "record is not an Event protobuf",
+        3,
+        tuple(GOOD_META),
     ),
     Damaged(
-        "first-record-not-an-event", lambda: encode_record(NOT_AN_EVENT) + WHOLE, NOT_AN_EVENT_FILE, 0,
-        "record is not an Event protobuf", 0,
+        "first-record-not-an-event",
+        lambda: encode_record(NOT_AN_EVENT) + WHOLE,
+        NOT_AN_EVENT_FILE,
+        0,
+        "record is not an Event protobuf",
+        0,
     ),
 ]
 
@@ -273,8 +322,18 @@ def test_damaged_input(tmp_path: Path, command: Command, case: Damaged) -> None:
 # Real damage in the corpus (PROVENANCE.md): kind, offset, and the records before it.
 CORPUS_DAMAGE = [
     ("eyenet/src/Graph/events.out.tfevents.1506627099.ip-172-31-26-224", CRC_MISMATCH, 773645, 4),
-    ("Callbacks-in-Keras/notebooks/log_dir/events.out.tfevents.1513141090.Ajays-MacBook-Pro.local", CRC_MISMATCH, 9166, 221),
-    ("Callbacks-in-Keras/notebooks/graphs/train/events.out.tfevents.1513092905.Ajays-MacBook-Pro.local", TRUNCATED, 138346, 2),
+    (
+        "Callbacks-in-Keras/notebooks/log_dir/events.out.tfevents.1513141090.Ajays-MacBook-Pro.local",
+        CRC_MISMATCH,
+        9166,
+        221,
+    ),
+    (
+        "Callbacks-in-Keras/notebooks/graphs/train/events.out.tfevents.1513092905.Ajays-MacBook-Pro.local",
+        TRUNCATED,
+        138346,
+        2,
+    ),
 ]
 
 
@@ -288,7 +347,9 @@ def copy_alone(tmp_path: Path, corpus_file: str) -> Path:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
 @pytest.mark.parametrize("corpus_file, kind, offset, records", CORPUS_DAMAGE, ids=lambda v: str(v)[:12])
-def test_real_corpus_damage(tmp_path: Path, command: Command, corpus_file: str, kind: str, offset: int, records: int) -> None:
+def test_real_corpus_damage(
+    tmp_path: Path, command: Command, corpus_file: str, kind: str, offset: int, records: int
+) -> None:
     src = copy_alone(tmp_path, corpus_file)
     before = tree_hashes(src)
     result = run(command, src, tmp_path / "out")
@@ -323,7 +384,9 @@ def test_resync_over_a_garbage_block_mid_file(tmp_path: Path, command: Command, 
     assert result.exit_code == 3, result.output
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"tbrewrite: warning: {path}: crc_mismatch at byte {START[3]} (")
-    assert line.endswith(f"; 3 records recovered before it; skipped bytes {START[3]}..{START[3] + len(block)}, resumed)")
+    assert line.endswith(
+        f"; 3 records recovered before it; skipped bytes {START[3]}..{START[3] + len(block)}, resumed)"
+    )
     assert output_records(tmp_path / "out") == GOOD[1:]
 
 
@@ -624,14 +687,16 @@ def test_sigint_mid_write_removes_everything(tmp_path: Path, command: Command, b
     proc = start_and_stop_mid_write(command.argv(big_src, out), out)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGCONT)
-    stdout, stderr = proc.communicate(timeout=300)
+    _stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130
     assert stderr == "tbrewrite: interrupted; partial output removed\n"
     assert not out.exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
-def test_sigkill_mid_write_leaves_nothing_tensorboard_would_load(tmp_path: Path, command: Command, big_src: Path) -> None:
+def test_sigkill_mid_write_leaves_nothing_tensorboard_would_load(
+    tmp_path: Path, command: Command, big_src: Path
+) -> None:
     out = tmp_path / "out"
     proc = start_and_stop_mid_write(command.argv(big_src, out), out)
     proc.kill()
@@ -702,8 +767,20 @@ def test_read_error_names_the_file(tmp_path: Path, command: Command) -> None:
 # Hostile events that decode: whatever their tags, steps, wall_times and values, convert
 # raises nothing, and every event comes out once with its step, wall_time and value bytes.
 
-KERAS_TAGS = ["loss", "val_loss", "acc", "lr", "epoch_loss", "epoch_learning_rate", "batch_loss",
-              "evaluation_loss_vs_iterations", "keras", "", "/", "val_"]
+KERAS_TAGS = [
+    "loss",
+    "val_loss",
+    "acc",
+    "lr",
+    "epoch_loss",
+    "epoch_learning_rate",
+    "batch_loss",
+    "evaluation_loss_vs_iterations",
+    "keras",
+    "",
+    "/",
+    "val_",
+]
 PLUGINS = ["", "scalars", "histograms", "images", "text", "hparams", "graph_keras_model", "nonsense"]
 
 
@@ -718,7 +795,7 @@ def hostile_values(draw: st.DrawFn) -> summary_pb2.Summary.Value:
         value.tensor.tensor_content = draw(st.binary(max_size=8))
     elif form == "histo":
         value.histo.min, value.histo.max = draw(st.floats()), draw(st.floats())
-    plugin = draw(st.sampled_from(PLUGINS + [None]))
+    plugin = draw(st.sampled_from([*PLUGINS, None]))
     if plugin is not None:
         value.metadata.plugin_data.plugin_name = plugin
         value.metadata.display_name = draw(st.sampled_from([value.tag, "x"]))

@@ -79,7 +79,9 @@ def test_export_bad_format_and_missing_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", str(FIXTURES / "keras3_run"), str(tmp_path / "s.xlsx")])
     assert result.exit_code == 1 and "cannot tell the format" in result.stderr
     result = runner.invoke(app, ["export", str(tmp_path / "nope"), str(tmp_path / "s.csv")])
-    assert result.exit_code == 1 and result.stderr == f"tbrewrite: error: {tmp_path / 'nope'}: no such file or directory\n"
+    assert (
+        result.exit_code == 1 and result.stderr == f"tbrewrite: error: {tmp_path / 'nope'}: no such file or directory\n"
+    )
     assert not (tmp_path / "s.csv").exists()
     # Issue 12 item 13: a missing folder is made, as convert makes OUT.
     result = runner.invoke(app, ["export", str(FIXTURES / "keras3_run"), str(tmp_path / "no" / "s.csv")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -111,7 +112,11 @@ KERAS_LAYOUTS = {
     "Callbacks-in-Keras/notebooks/logs": ("keras-flat", None, None),
     # tf.keras: train/ (+ validation/) of a log_dir; 2231's log_dir holds a profiler placeholder.
     **{
-        f"OCTTextureDetector/Train/logs/fit/{ts}/{split}": ("keras-split", f"OCTTextureDetector/Train/logs/fit/{ts}", split)
+        f"OCTTextureDetector/Train/logs/fit/{ts}/{split}": (
+            "keras-split",
+            f"OCTTextureDetector/Train/logs/fit/{ts}",
+            split,
+        )
         for ts, splits in {
             "20220104-160116": ["train"],
             "20220104-162100": ["train"],
@@ -127,10 +132,16 @@ KERAS_LAYOUTS = {
         for sub, split in (("", ""), ("/train", "train"))
     },
     "TensorBoard-Tutorial/archive/logs/final-reuters-1690485427/train": (
-        "keras-split", "TensorBoard-Tutorial/archive/logs/final-reuters-1690485427", "train"),
+        "keras-split",
+        "TensorBoard-Tutorial/archive/logs/final-reuters-1690485427",
+        "train",
+    ),
     **{
         f"TensorBoard-Tutorial/archive/logs/imdb-model-1690485351/{split}": (
-            "keras-split", "TensorBoard-Tutorial/archive/logs/imdb-model-1690485351", split)
+            "keras-split",
+            "TensorBoard-Tutorial/archive/logs/imdb-model-1690485351",
+            split,
+        )
         for split in ("train", "validation")
     },
     # TF1 FileWriter graphs in graphs/train and graphs/test: train/ makes graphs/ a split log_dir
@@ -153,8 +164,9 @@ def test_corpus_layouts(corpus_doc: tuple[int, dict]) -> None:
     got = {r["run"]: (r["layout"], r["log_dir"], r["split"]) for r in doc["runs"]}
     assert got == KERAS_LAYOUTS
     placeholders_only = {r["run"] for r in doc["runs"] if not r["tensorboard_run"]}
-    assert placeholders_only == {f"2231-Project/logs/{ts}" for ts in (
-        "20230302-205125", "20230302-205257", "20230302-211243", "20230302-212259")}
+    assert placeholders_only == {
+        f"2231-Project/logs/{ts}" for ts in ("20230302-205125", "20230302-205257", "20230302-211243", "20230302-212259")
+    }
 
 
 def test_layout_of_a_train_folder_names_its_log_dir_above_path() -> None:
@@ -183,8 +195,11 @@ def test_corpus_tag_fields(corpus_doc: tuple[int, dict]) -> None:
         "batch_5": ("graph", "tensor", "graph_run_metadata_graph"),
         "epoch_loss": ("scalar", "tensor", "scalars"),
         "epoch_accuracy": ("scalar", "tensor", "scalars"),
-        **{f"{layer}/{w}_0/histogram": ("histogram", "tensor", "histograms")
-           for layer in ("conv2d", "dense") for w in ("kernel", "bias")},
+        **{
+            f"{layer}/{w}_0/histogram": ("histogram", "tensor", "histograms")
+            for layer in ("conv2d", "dense")
+            for w in ("kernel", "bias")
+        },
     }
     loss = next(t for t in runs["eyenet/src/Graph"]["tags"] if t["tag"] == "loss")
     assert (loss["kind"], loss["form"], loss["plugin"]) == ("scalar", "simple_value", None)
@@ -215,7 +230,7 @@ def test_restart_counts_match_the_loader_and_memory_stays_flat(run: str) -> None
     for tag, seq in steps.items():
         if tag == "__run_graph__":
             continue
-        pairs = list(zip(seq, seq[1:]))
+        pairs = list(itertools.pairwise(seq))
         down = sum(1 for a, b in pairs if b < a)
         same = sum(1 for a, b in pairs if b == a)
         if down + same == 0:
@@ -293,7 +308,7 @@ def test_cli_inspect_never_imports_tensorflow() -> None:
     code = f"""
 import sys
 from tbrewrite.cli import main
-sys.argv = ["tbrewrite", "inspect", "--json", {str(FIXTURES / 'keras3_run')!r}]
+sys.argv = ["tbrewrite", "inspect", "--json", {str(FIXTURES / "keras3_run")!r}]
 try:
     main()
 except SystemExit as e:

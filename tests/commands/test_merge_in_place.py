@@ -113,7 +113,7 @@ def test_interrupted_at_every_swap_step_recovers_wholly_new(
 def test_sigkill_at_many_points_leaves_the_run_wholly_old_or_new(
     tmp_path: Path, template: tuple[Path, Path, dict[str, str], dict[str, str]]
 ) -> None:
-    run_template, sidecar, _, _ = template
+    _run_template, sidecar, _, _ = template
     big = tmp_path / "big" / "run"
     make_run(big, files=120, events=200)  # a long write and a long swap
     old = state(big)
@@ -131,13 +131,19 @@ def test_sigkill_at_many_points_leaves_the_run_wholly_old_or_new(
         run = tmp_path / f"kill-{k}" / "run"
         run.parent.mkdir()
         shutil.copytree(big, run, symlinks=True)
-        proc = subprocess.Popen([sys.executable, "-c", code, "merge", str(run), *args], start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "merge", str(run), *args],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(duration * (0.3 + 0.7 * k / 16))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        recovered = subprocess.run([sys.executable, "-c", code, "merge", str(run), "--recover"], capture_output=True, text=True)
+        recovered = subprocess.run(
+            [sys.executable, "-c", code, "merge", str(run), "--recover"], capture_output=True, text=True
+        )
         assert recovered.returncode == 0, recovered.stderr
         now = state(run)
         assert now in (old, new), k
@@ -150,7 +156,9 @@ def test_pending_journal_refused_until_recovered(
     tmp_path: Path, template: tuple[Path, Path, dict[str, str], dict[str, str]]
 ) -> None:
     run, sidecar, _, _ = template
-    (run / swap.JOURNAL_NAME).write_text('{"format": "tbrewrite-swap/2", "backup_dir": "/nonexistent", "files": [], "new": []}')
+    (run / swap.JOURNAL_NAME).write_text(
+        '{"format": "tbrewrite-swap/2", "backup_dir": "/nonexistent", "files": [], "new": []}'
+    )
     result = runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--in-place"])
     assert result.exit_code == 1
     assert "interrupted" in result.stderr and "--recover" in result.stderr

@@ -71,7 +71,10 @@ def rules_file(tmp_path: Path) -> Path:
     ("rule", "message"),
     [
         ("^epoch_loss$=", "--rule '^epoch_loss$=': renames tag 'epoch_loss' to the empty string"),
-        ("loss=a\nb", "--rule 'loss=a\\nb': renames tag 'epoch_loss' to 'epoch_a\\nb', which holds a control character"),
+        (
+            "loss=a\nb",
+            "--rule 'loss=a\\nb': renames tag 'epoch_loss' to 'epoch_a\\nb', which holds a control character",
+        ),
         ("_=\t", "--rule '_=\\t': renames tag 'epoch_loss' to 'epoch\\tloss', which holds a control character"),
     ],
 )
@@ -287,14 +290,21 @@ def first_values(path: Path) -> dict[str, summary_pb2.Summary.Value]:
 
 def test_metadata_follows_the_rename_into_every_file(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
-    write_file(logdir / "run" / "events.out.tfevents.1700000000.a", [histogram("h", s, display_name="h") if s == 0 else histogram("h", s) for s in range(3)])
+    write_file(
+        logdir / "run" / "events.out.tfevents.1700000000.a",
+        [histogram("h", s, display_name="h") if s == 0 else histogram("h", s) for s in range(3)],
+    )
     write_file(logdir / "run" / "events.out.tfevents.1700000100.b", [histogram("h", s) for s in range(3, 6)])
     rename(logdir, build_rules([r"^h$=weights/h"]), out=tmp_path / "out", jobs=1)
     for name in ("events.out.tfevents.1700000000.a", "events.out.tfevents.1700000100.b"):
         first = first_values(tmp_path / "out" / "run" / name)
         assert list(first) == ["weights/h"]
         meta = first["weights/h"].metadata
-        assert (meta.plugin_data.plugin_name, meta.display_name, meta.summary_description) == ("histograms", "weights/h", "weights")
+        assert (meta.plugin_data.plugin_name, meta.display_name, meta.summary_description) == (
+            "histograms",
+            "weights/h",
+            "weights",
+        )
 
 
 def test_scope_scalars_leaves_histograms(tmp_path: Path) -> None:
@@ -308,8 +318,10 @@ def test_scope_scalars_leaves_histograms(tmp_path: Path) -> None:
 
 def test_collision_refused_unless_allow_merge(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
-    write_file(logdir / "r" / "events.out.tfevents.1700000000.a",
-               [scalar("a/loss", s, 1.0) for s in range(10)] + [scalar("b/loss", s, 2.0) for s in range(5, 15)])
+    write_file(
+        logdir / "r" / "events.out.tfevents.1700000000.a",
+        [scalar("a/loss", s, 1.0) for s in range(10)] + [scalar("b/loss", s, 2.0) for s in range(5, 15)],
+    )
     before = tree_hashes(tmp_path)
     result = run("rename", logdir, "--rule", r"^[ab]/(.*)$=\1", "--out", tmp_path / "out")
     assert result.exit_code == 1
@@ -337,8 +349,10 @@ def test_collision_sees_step_ranges_across_restarts_and_files(tmp_path: Path) ->
 
 def test_tags_without_overlapping_steps_merge(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
-    write_file(logdir / "events.out.tfevents.1700000000.a",
-               [scalar("loss", s, 1.0) for s in range(5)] + [scalar("epoch_loss", s, 2.0) for s in range(5, 9)])
+    write_file(
+        logdir / "events.out.tfevents.1700000000.a",
+        [scalar("loss", s, 1.0) for s in range(5)] + [scalar("epoch_loss", s, 2.0) for s in range(5, 9)],
+    )
     result = run("rename", logdir, "--rule", "^epoch_=", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "tags 'loss' and 'epoch_loss' merge into 'loss'" in result.stderr
@@ -408,7 +422,9 @@ def event_set(run_dir: Path) -> dict[str, str]:
 def stage(run_dir: Path) -> list[str]:
     """Write the new version of every event file of ``run_dir`` under its staged name."""
     plan = plan_run(".", run_dir, build_rules([r"^epoch_loss$=train/loss"]))
-    results = write_run_files(WriteTask(plan, [run_dir / staged_name(f.path.name) for f in plan.files], True, False, run_dir))
+    results = write_run_files(
+        WriteTask(plan, [run_dir / staged_name(f.path.name) for f in plan.files], True, False, run_dir)
+    )
     return [r.name for r in results]
 
 
@@ -464,11 +480,13 @@ def cli_process(*args: object) -> subprocess.Popen:
     code = "from tbrewrite.cli import main; main()"
     return subprocess.Popen(
         [sys.executable, "-c", code, *map(str, args)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
-def kill_when(proc: subprocess.Popen, ready) -> bool:  # noqa: ANN001
+def kill_when(proc: subprocess.Popen, ready) -> bool:
     """SIGKILL ``proc`` and its workers as soon as ``ready()``; False if it ended first."""
     while proc.poll() is None:
         if ready():
@@ -482,7 +500,8 @@ def kill_when(proc: subprocess.Popen, ready) -> bool:  # noqa: ANN001
 def recover_cli(logdir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from tbrewrite.cli import main; main()", "rename", str(logdir), "--recover"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
 
@@ -596,8 +615,10 @@ def test_out_copies_file_symlinks_follows_folder_symlinks_and_skips_special_file
         f"tbrewrite: warning: {logdir}/run/pipe: skipped: a named pipe\n"
     )
     links = {
-        "run/dangling": "/nonexistent/target", "run/events.out.tfevents.1700000001.dangling": "gone",
-        "self": "self", "loop/x": "../loop/x",
+        "run/dangling": "/nonexistent/target",
+        "run/events.out.tfevents.1700000001.dangling": "gone",
+        "self": "self",
+        "loop/x": "../loop/x",
     }
     for rel, target in links.items():
         assert (out / rel).is_symlink() and os.readlink(out / rel) == target, rel
@@ -635,7 +656,9 @@ def test_write_error_names_the_output_file(tmp_path: Path, big: str) -> None:
         (logdir / "run" / "weights.bin").write_bytes(b"w" * 200_000)
     before = tree_hashes(tmp_path)
     limit = 100_000
-    result = _rename_under_file_size_limit([logdir, "--rule", "^epoch_=", "--out", tmp_path / "out", "--jobs", "1"], limit)
+    result = _rename_under_file_size_limit(
+        [logdir, "--rule", "^epoch_=", "--out", tmp_path / "out", "--jobs", "1"], limit
+    )
     written = tmp_path / "out" / "run" / (name if big == "event file" else "weights.bin")
     assert result.returncode == 1
     assert result.stderr == f"tbrewrite: error: {written}: File too large\n"
@@ -649,9 +672,9 @@ def test_write_error_names_the_output_file(tmp_path: Path, big: str) -> None:
 
 def test_readme_python_example_runs_as_a_script(tmp_path: Path) -> None:
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## `tbrewrite rename LOGDIR`"):]
+    section = readme[readme.index("## `tbrewrite rename LOGDIR`") :]
     section = section[: section.index("\n## ")]
-    code = section[section.index("```python\n") + len("```python\n"):]
+    code = section[section.index("```python\n") + len("```python\n") :]
     code = code[: code.index("```")]
     for name in ("a", "b", "c"):
         make_run(tmp_path / "logs" / name, files=1, events=4)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from support import same_bytes as sb
 
 PINNED = sb.load()
@@ -31,7 +32,7 @@ def _inputs_of(case: sb.Case) -> list[str]:
     for arg in case.argv:
         for prefix in ("<fixtures>/", "<gen>/"):
             if arg.startswith(prefix):
-                names.append(prefix.strip("<>/") + "/" + arg[len(prefix):])
+                names.append(prefix.strip("<>/") + "/" + arg[len(prefix) :])
         if arg.startswith("<rules>/"):
             names.append("rules")
     return names
@@ -73,4 +74,6 @@ def test_same_bytes(case: sb.Case, inputs: tuple[dict[str, Path], dict[str, dict
     if problems:
         argv = " ".join(sb.expand(case.argv, places, tmp_path / "out"))
         stderr = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        pytest.fail(f"{case.id}: tbrewrite {argv}\n  " + "\n  ".join(problems) + f"\nstderr (tail):\n{stderr}", pytrace=False)
+        pytest.fail(
+            f"{case.id}: tbrewrite {argv}\n  " + "\n  ".join(problems) + f"\nstderr (tail):\n{stderr}", pytrace=False
+        )

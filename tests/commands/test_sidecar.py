@@ -27,17 +27,41 @@ def f32(x: float) -> bytes:
 BAD = {
     "empty": ("", "line 1: file is empty"),
     "missing column": ("epoch,step,learning_rate\n0,4,0.1\n", "line 1, column 'wall_time': missing column 'wall_time'"),
-    "non-numeric": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0,0.1\n1,8,1700000001.0,fast\n", "line 3, column 'learning_rate': 'fast' is not a number"),
-    "nan": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0,nan\n", "line 2, column 'learning_rate': nan is not a finite number"),
-    "inf": ("epoch,step,wall_time,learning_rate\n0,4,inf,0.1\n", "line 2, column 'wall_time': inf is not a finite number"),
+    "non-numeric": (
+        "epoch,step,wall_time,learning_rate\n0,4,1700000000.0,0.1\n1,8,1700000001.0,fast\n",
+        "line 3, column 'learning_rate': 'fast' is not a number",
+    ),
+    "nan": (
+        "epoch,step,wall_time,learning_rate\n0,4,1700000000.0,nan\n",
+        "line 2, column 'learning_rate': nan is not a finite number",
+    ),
+    "inf": (
+        "epoch,step,wall_time,learning_rate\n0,4,inf,0.1\n",
+        "line 2, column 'wall_time': inf is not a finite number",
+    ),
     "delimiter": ("epoch;step;wall_time;learning_rate\n0;4;1700000000.0;0.1\n", "line 1: wrong delimiter ';'"),
     "no rows": ("epoch,step,wall_time,learning_rate\n", "line 2: no data rows after the header"),
-    "matches nothing": ("epoch,step,wall_time,learning_rate\n50,400,1700000000.0,0.1\n51,408,1700000001.0,0.1\n", "line 2, column 'epoch': epochs 50..51 match nothing in run"),
+    "matches nothing": (
+        "epoch,step,wall_time,learning_rate\n50,400,1700000000.0,0.1\n51,408,1700000001.0,0.1\n",
+        "line 2, column 'epoch': epochs 50..51 match nothing in run",
+    ),
     "short row": ("epoch,step,wall_time,learning_rate\n0,4,1700000000.0\n", "line 2: 3 cells, want 4"),
-    "negative epoch": ("epoch,step,wall_time,learning_rate\n-1,4,1700000000.0,0.1\n", "line 2, column 'epoch': -1 is out of range"),
-    "step past int64": ("epoch,step,wall_time,learning_rate\n0,9223372036854775808,1700000000.0,0.1\n", "line 2, column 'step': 9223372036854775808 is out of range"),
-    "wall_time not a time": ("epoch,step,wall_time,learning_rate\n0,4,1e300,0.1\n", "line 2, column 'wall_time': 1e300 is not seconds since the Unix epoch"),
-    "duplicate epoch": ("epoch,loss\n0,0.5\n1,0.4\n1,0.3\n", "line 4, column 'epoch': epoch 1 appears twice (first on line 3)"),
+    "negative epoch": (
+        "epoch,step,wall_time,learning_rate\n-1,4,1700000000.0,0.1\n",
+        "line 2, column 'epoch': -1 is out of range",
+    ),
+    "step past int64": (
+        "epoch,step,wall_time,learning_rate\n0,9223372036854775808,1700000000.0,0.1\n",
+        "line 2, column 'step': 9223372036854775808 is out of range",
+    ),
+    "wall_time not a time": (
+        "epoch,step,wall_time,learning_rate\n0,4,1e300,0.1\n",
+        "line 2, column 'wall_time': 1e300 is not seconds since the Unix epoch",
+    ),
+    "duplicate epoch": (
+        "epoch,loss\n0,0.5\n1,0.4\n1,0.3\n",
+        "line 4, column 'epoch': epoch 1 appears twice (first on line 3)",
+    ),
 }
 
 
@@ -46,7 +70,9 @@ def test_bad_sidecars_are_one_line_errors_and_write_nothing(case: str, tmp_path:
     text, message = BAD[case]
     sidecar = tmp_path / "lr.csv"
     sidecar.write_text(text)
-    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--sidecar", str(sidecar)])
+    result = runner.invoke(
+        app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--sidecar", str(sidecar)]
+    )
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert result.stderr.startswith(f"tbrewrite: error: {sidecar}: {message}"), result.stderr
@@ -54,20 +80,30 @@ def test_bad_sidecars_are_one_line_errors_and_write_nothing(case: str, tmp_path:
 
 
 def _tree_hash(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_merge_into_a_converted_run_out_and_in_place(tmp_path: Path) -> None:
     assert runner.invoke(app, ["convert", str(FIXTURES / "tf_keras_run"), str(tmp_path / "run")]).exit_code == 0
     sidecar = tmp_path / "lr.csv"
-    sidecar.write_text("epoch,step,wall_time,learning_rate,momentum\n" + "".join(
-        f"{e},{4 * (e + 1)},{1795991611.0 + e},{0.5 / 2 ** e},0.9\n" for e in range(4)))
+    sidecar.write_text(
+        "epoch,step,wall_time,learning_rate,momentum\n"
+        + "".join(f"{e},{4 * (e + 1)},{1795991611.0 + e},{0.5 / 2**e},0.9\n" for e in range(4))
+    )
     before = _tree_hash(tmp_path / "run")
-    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "merged")])
+    result = runner.invoke(
+        app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "merged")]
+    )
     assert result.exit_code == 0, result.output
     assert _tree_hash(tmp_path / "run") == before
     assert [s for s, _, _ in points(tmp_path / "merged", "train/momentum")] == [0, 1, 2, 3]
-    assert [f32(v) for _, _, v in points(tmp_path / "merged", "train/learning_rate")] == [f32(0.5 / 2 ** e) for e in range(4)]
+    assert [f32(v) for _, _, v in points(tmp_path / "merged", "train/learning_rate")] == [
+        f32(0.5 / 2**e) for e in range(4)
+    ]
     originals = {p.name: p.read_bytes() for p in event_files(tmp_path / "run")}
     result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--in-place"])
     assert result.exit_code == 0, result.output
@@ -89,16 +125,20 @@ def test_merge_needs_out_or_in_place(tmp_path: Path) -> None:
 def test_sidecar_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     sidecar = tmp_path / "lr.csv"
     sidecar.write_bytes("\ufeffepoch,step,wall_time,learning_rate\r\n0,4,1795991605.5,0.25\r\n".encode())
-    result = runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--sidecar", str(sidecar)])
+    result = runner.invoke(
+        app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "out"), "--sidecar", str(sidecar)]
+    )
     assert result.exit_code == 0, result.output
-    assert [f32(v) for _, _, v in points(tmp_path / "out", "train/learning_rate")][0] == f32(0.25)
+    assert next(f32(v) for _, _, v in points(tmp_path / "out", "train/learning_rate")) == f32(0.25)
 
 
 def test_merge_refuses_rows_matching_no_step_of_a_converted_run(tmp_path: Path) -> None:
     assert runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "run")]).exit_code == 0
     sidecar = tmp_path / "lr.csv"
     sidecar.write_text("epoch,step,wall_time,learning_rate\n40,400,1795991605.5,0.25\n")
-    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1
     assert "epochs 40..40 match nothing in run" in result.stderr
     assert not (tmp_path / "o").exists()
@@ -107,7 +147,9 @@ def test_merge_refuses_rows_matching_no_step_of_a_converted_run(tmp_path: Path) 
 def test_merge_csv_logger_into_a_run_that_was_not_converted(tmp_path: Path) -> None:
     history = tmp_path / "history.csv"
     history.write_text("epoch,loss,new_metric\n" + "".join(f"{e},{1 / (e + 1)},{e * 0.5}\n" for e in range(7)))
-    result = runner.invoke(app, ["merge", str(FIXTURES / "tf1_flat_run"), "--sidecar", str(history), "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["merge", str(FIXTURES / "tf1_flat_run"), "--sidecar", str(history), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 0, result.output
     assert [s for s, _, _ in points(tmp_path / "o", "train/new_metric")] == list(range(7))
     originals = {(s, w) for t, s, w, _ in loader_values(event_files(FIXTURES / "tf1_flat_run")) if t == "loss"}

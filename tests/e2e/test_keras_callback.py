@@ -26,8 +26,8 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tbrewrite.keras as tbk  # noqa: E402  (imports neither keras nor tensorflow)
-from tbrewrite.errors import SidecarError  # noqa: E402
+import tbrewrite.keras as tbk
+from tbrewrite.errors import SidecarError
 
 # TensorFlow 2.21's tensors and variables implement __array__ without NumPy 2's `copy`
 # argument; every keras.ops.convert_to_numpy call on TF (Keras's own callbacks included) warns.
@@ -150,9 +150,7 @@ def test_schedule_rows_per_batch_every_n_and_epoch(fw: Framework, tmp_path: Path
 def test_reduce_lr_on_plateau_before_and_after(fw: Framework, tmp_path: Path) -> None:
     # min_delta=10 makes every epoch after the first "no improvement"; with patience=0
     # each of them halves the rate in on_epoch_end. Epoch 0 always improves on +inf.
-    reduce = fw.keras.callbacks.ReduceLROnPlateau(
-        monitor="loss", factor=0.5, patience=0, min_delta=10
-    )
+    reduce = fw.keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10)
     callbacks = [
         fw.logger(tmp_path / "before.csv"),  # reads before ReduceLROnPlateau reduces
         reduce,
@@ -240,9 +238,7 @@ def test_tf_keras_legacy_optimizers(tmp_path: Path) -> None:
     legacy = tf_keras.optimizers.legacy
     schedule = fw.exponential_decay()
     fw.fit(fw.model(None, legacy.SGD(schedule)), [fw.logger(tmp_path / "s.csv", every="batch")])
-    np.testing.assert_allclose(
-        f32(column(read_sidecar(tmp_path / "s.csv"), 3)), rates(schedule, range(12)), rtol=1e-6
-    )
+    np.testing.assert_allclose(f32(column(read_sidecar(tmp_path / "s.csv"), 3)), rates(schedule, range(12)), rtol=1e-6)
     # Deprecated time-based decay: lr / (1 + decay * iterations).
     fw.fit(fw.model(None, legacy.SGD(0.1, decay=0.5)), [fw.logger(tmp_path / "d.csv", every=2)])
     want = f32(0.1) / (f32(1) + f32(0.5) * f32([1, 3, 5, 7, 9, 11]))
@@ -256,8 +252,7 @@ def test_append_refuses_a_foreign_csv(tmp_path: Path) -> None:
     with pytest.raises(SidecarError) as info:
         logger.on_train_begin()
     assert str(info.value) == (
-        f"{path}:1: cannot append: header is 'epoch,loss', "
-        "want 'epoch,step,wall_time,learning_rate'"
+        f"{path}:1: cannot append: header is 'epoch,loss', want 'epoch,step,wall_time,learning_rate'"
     )
     assert path.read_bytes() == b"epoch,loss\r\n0,1.5\r\n"
 
@@ -267,8 +262,7 @@ def test_every_is_validated(every: Any) -> None:
     with pytest.raises(ValueError) as info:
         tbk.LearningRateLogger("lr.csv", every=every)
     assert str(info.value) == (
-        'Expected `every` to be "epoch", "batch" or a positive integer. '
-        f"Received: every={every!r}"
+        f'Expected `every` to be "epoch", "batch" or a positive integer. Received: every={every!r}'
     )
 
 

@@ -19,26 +19,26 @@ import tempfile
 import time
 
 from tbrewrite.events.framing import (
-    FOOTER_LENGTH,
-    HEADER_LENGTH,
     _U32,
     _U64,
+    FOOTER_LENGTH,
+    HEADER_LENGTH,
+    RecordReader,
     _crc,
     _masked,
-    RecordReader,
     encode_record,
     find_next_record,
 )
 
 
-def per_byte_scan(f, start: int, size: int, window: int = 1 << 20) -> int | None:  # noqa: ANN001
+def per_byte_scan(f, start: int, size: int, window: int = 1 << 20) -> int | None:
     """The scan of the walking skeleton (commit 915437c): one CRC call per byte offset."""
     pos = start
     while pos + HEADER_LENGTH + FOOTER_LENGTH <= size:
         f.seek(pos)
         buf = f.read(window + HEADER_LENGTH)
         limit = len(buf) - HEADER_LENGTH
-        for i in range(0, max(limit + 1, 0)):
+        for i in range(max(limit + 1, 0)):
             (stored,) = _U32.unpack_from(buf, i + 8)
             if _masked(_crc(buf[i : i + 8])) != stored:
                 continue
@@ -66,7 +66,11 @@ def garbage(kind: str, n: int) -> bytes:
     # so every header is a candidate whose data must be read and checked.
     corpus = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "corpus")
     path = os.path.join(
-        corpus, "TensorBoard-Tutorial", "archive", "hparam_tuning", "Experiment 0_adam_200_0.2",
+        corpus,
+        "TensorBoard-Tutorial",
+        "archive",
+        "hparam_tuning",
+        "Experiment 0_adam_200_0.2",
         "events.out.tfevents.1690483601.e-bnbobg-5l77j-0.61366.1.v2",
     )
     out = bytearray()
@@ -127,7 +131,9 @@ def alternating(pairs: int) -> None:
                 found = [scan(f, offset + 1, size) for offset in damaged]
                 times.append(time.perf_counter() - t)
             assert found[:-1] == [d + len(bad) for d in damaged[:-1]] and found[-1] is None
-        print(f"alternating     {pairs} resyncs, one record apart: per-byte {times[0]:.3f} s, vectorised {times[1]:.3f} s")
+        print(
+            f"alternating     {pairs} resyncs, one record apart: per-byte {times[0]:.3f} s, vectorised {times[1]:.3f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -34,4 +34,6 @@ def check_lazy_reading(path: Path, data: bytes, resync: bool) -> None:
             assert has_metadata(raw, peeked) in (None, decoded.summary.value[0].HasField("metadata"))
         got.append((lazy.offset, raw))
     assert got == want
-    assert [(d.offset, d.kind, d.resumed_at) for d in lazy.damage] == [(d.offset, d.kind, d.resumed_at) for d in full.damage]
+    assert [(d.offset, d.kind, d.resumed_at) for d in lazy.damage] == [
+        (d.offset, d.kind, d.resumed_at) for d in full.damage
+    ]

@@ -57,9 +57,9 @@ _U32 = struct.Struct("<I")
 # end_time_secs: 1700000100}}, serialized once with tensorboard.plugins.hparams and frozen here.
 HPARAMS_START = (
     b"\x1a6\n\x12\n\x05units\x12\t\x11\x00\x00\x00\x00\x00\x000@\n\x13\n\toptimizer"
-    b"\x12\x06\x1a\x04adam\"\x02g0)\x00\x00\x00@\xfcT\xd9A"
+    b'\x12\x06\x1a\x04adam"\x02g0)\x00\x00\x00@\xfcT\xd9A'
 )
-HPARAMS_END = b"\"\x0b\x08\x01\x11\x00\x00\x00Y\xfcT\xd9A"
+HPARAMS_END = b'"\x0b\x08\x01\x11\x00\x00\x00Y\xfcT\xd9A'
 FAKE_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 """Image payload: a PNG signature and 64 fixed bytes (nothing here decodes it)."""
 
@@ -116,8 +116,13 @@ def histo(tag: str, k: int) -> summary_pb2.Summary.Value:
     limits = [-1.0 + 0.25 * i for i in range(9)]
     counts = [float((i * 5 + k) % 7) for i in range(9)]
     h = summary_pb2.HistogramProto(
-        min=-1.0 + 0.125 * k, max=1.0 - 0.125 * k, num=sum(counts), sum=0.5 * k,
-        sum_squares=3.25 + k, bucket_limit=limits, bucket=counts,
+        min=-1.0 + 0.125 * k,
+        max=1.0 - 0.125 * k,
+        num=sum(counts),
+        sum=0.5 * k,
+        sum_squares=3.25 + k,
+        bucket_limit=limits,
+        bucket=counts,
     )
     return summary_pb2.Summary.Value(tag=tag, histo=h)
 
@@ -198,8 +203,14 @@ def _loss(e: int, off: float = 0.0) -> float:
 
 
 def _keras3_process(
-    log_dir: Path, t0: float, pid: int, epochs: range, first_batch: int, batches: int = 4,
-    update_freq: int = 2, histograms: bool = True,
+    log_dir: Path,
+    t0: float,
+    pid: int,
+    epochs: range,
+    first_batch: int,
+    batches: int = 4,
+    update_freq: int = 2,
+    histograms: bool = True,
 ) -> None:
     """One Keras 3 ``fit`` process writing ``train/`` and ``validation/`` under ``log_dir``."""
     train = EventFile(log_dir / "train" / _name(t0, f".{pid}.0.v2"), t0)

@@ -38,7 +38,9 @@ def main() -> int:
         sys.exit(f"regen_same_bytes: {sb.CORPUS} not found; the corpus cases need it")
     where = subprocess.run(
         [Path(cli[0]).with_name("python"), "-c", "import tbrewrite, sys; print(tbrewrite.__file__)"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     print(f"regen_same_bytes: running {cli} (tbrewrite from {where})", file=sys.stderr)
     if Path(where).resolve().is_relative_to(sb.REPO / "src"):
@@ -53,8 +55,10 @@ def main() -> int:
                 start = time.monotonic()
                 entry, proc = sb.run_case(case, cli, places, Path(tmp) / f"case{n:03d}")
                 data["cases"][case.id] = entry
-                print(f"  {case.id}: exit {entry['exit']}, {len(entry['files'])} files, "
-                      f"{time.monotonic() - start:.2f}s", file=sys.stderr)
+                print(
+                    f"  {case.id}: exit {entry['exit']}, {len(entry['files'])} files, {time.monotonic() - start:.2f}s",
+                    file=sys.stderr,
+                )
                 if entry["exit"] not in (0, 3):
                     print("    " + proc.stderr.strip().replace("\n", "\n    "), file=sys.stderr)
         results.append(data)

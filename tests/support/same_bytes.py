@@ -186,7 +186,9 @@ def expand(argv: tuple[str, ...], places: dict[str, Path], out: Path) -> list[st
     return result
 
 
-def run_case(case: Case, cli: list[str], places: dict[str, Path], workdir: Path) -> tuple[dict, subprocess.CompletedProcess]:
+def run_case(
+    case: Case, cli: list[str], places: dict[str, Path], workdir: Path
+) -> tuple[dict, subprocess.CompletedProcess]:
     """Run ``case`` with output in ``workdir/out``; return its result entry and the process."""
     out = workdir / "out"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +196,12 @@ def run_case(case: Case, cli: list[str], places: dict[str, Path], workdir: Path)
         out.mkdir()
     proc = subprocess.run(
         [*cli, *expand(case.argv, places, out)],
-        cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     entry = {"argv": list(case.argv), "exit": proc.returncode, "files": tree_hashes(out)}
     if case.out_exists:

@@ -28,13 +28,24 @@ class TensorBoardServer:
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "TensorBoardServer":
+    def __enter__(self) -> TensorBoardServer:
         tensorboard = Path(sys.executable).with_name("tensorboard")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
         self.proc = subprocess.Popen(
-            [str(tensorboard), "--logdir", str(self.logdir), "--host", "127.0.0.1", "--port", str(self.port),
-             f"--load_fast={self.load_fast}", "--reload_interval=1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            [
+                str(tensorboard),
+                "--logdir",
+                str(self.logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                f"--load_fast={self.load_fast}",
+                "--reload_interval=1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         return self
 

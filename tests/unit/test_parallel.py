@@ -97,7 +97,7 @@ def test_failing_task_raises_its_error_and_stops_the_others(tmp_path: Path) -> N
         tasks = [Task(value=i, delay=0.02) for i in range(12)]
         tasks[1] = Task(partial=str(partial), started=str(tmp_path / f"started{attempt}"), delay=60)
         tasks[7] = Task(delay=0.05, error=InputError(f"run{attempt}: not a Keras log_dir"))
-        error = raises_within(5, InputError, lambda: map_ordered(run, tasks, 3, ignore))  # noqa: B023
+        error = raises_within(5, InputError, lambda: map_ordered(run, tasks, 3, ignore))
         assert type(error) is InputError and str(error) == f"run{attempt}: not a Keras log_dir"
         assert "parallel_tasks.py" in str(error.__cause__)  # the worker's traceback
         # The long task was stopped (SIGTERM) and removed its partial output on the way out.

@@ -11,8 +11,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tf_keras
 
 parser = argparse.ArgumentParser()
 parser.add_argument("logdir")
@@ -22,7 +22,9 @@ args = parser.parse_args()
 tf_keras.utils.set_random_seed(0)
 x = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
 y = (x.sum(axis=1) > 0).astype("float32")
-model = tf_keras.Sequential([tf_keras.layers.Dense(3, activation="relu", input_shape=(4,)), tf_keras.layers.Dense(1, activation="sigmoid")])
+model = tf_keras.Sequential(
+    [tf_keras.layers.Dense(3, activation="relu", input_shape=(4,)), tf_keras.layers.Dense(1, activation="sigmoid")]
+)
 model.compile(optimizer=tf_keras.optimizers.SGD(learning_rate=0.5), loss="binary_crossentropy", metrics=["accuracy"])
 callbacks = [
     tf_keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5, min_delta=10.0),

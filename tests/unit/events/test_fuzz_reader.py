@@ -38,7 +38,7 @@ def examples(n: int) -> settings:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def seed_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
@@ -46,7 +46,8 @@ def seed_bytes(path: Path) -> bytes:
 # Clean real event files small enough to mutate thousands of times (most of them; the
 # damaged corpus files have tests of their own in test_damage.py).
 SEEDS = sorted(
-    p for p in event_files(CORPUS) + event_files(FIXTURES)
+    p
+    for p in event_files(CORPUS) + event_files(FIXTURES)
     if p.stat().st_size <= 300_000 and not parse(seed_bytes(p)).damage
 )
 
@@ -56,7 +57,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz") / "events.out.tfevents.0.fuzz"
 
 
-def read(path: Path, data: bytes, **options: object) -> tuple[list[tuple[int, bytes]], list[tuple[int, str, int | None]]]:
+def read(
+    path: Path, data: bytes, **options: object
+) -> tuple[list[tuple[int, bytes]], list[tuple[int, str, int | None]]]:
     """Write ``data`` to ``path`` and read it; return ((offset, record)...), damage."""
     path.write_bytes(data)
     reader = RecordReader(path, **options)
@@ -81,7 +84,11 @@ payloads = st.binary(max_size=80)
 pieces = st.one_of(
     payloads.map(encode_record),
     st.tuples(payloads.map(encode_record), st.integers(0, 10_000)).map(
-        lambda t: t[0][: t[1] // 8 % len(t[0])] + bytes([t[0][t[1] // 8 % len(t[0])] ^ (1 << t[1] % 8)]) + t[0][t[1] // 8 % len(t[0]) + 1 :]
+        lambda t: (
+            t[0][: t[1] // 8 % len(t[0])]
+            + bytes([t[0][t[1] // 8 % len(t[0])] ^ (1 << t[1] % 8)])
+            + t[0][t[1] // 8 % len(t[0]) + 1 :]
+        )
     ),
     payloads,
     st.integers(1, 300).map(bytes),
@@ -152,11 +159,12 @@ def test_many_bit_flips_and_a_cut(scratch: Path, seed: Path, bits: list[int], cu
     # Every original record that no flip or cut touched is recovered, in order.
     touched = {b // 8 % len(whole) for b in bits}
     intact = [
-        (o, r) for o, r in parse(whole).records
+        (o, r)
+        for o, r in parse(whole).records
         if o + 16 + len(r) <= len(mutated) and not any(o <= t < o + 16 + len(r) for t in touched)
     ]
     assert [x for x in records if x in intact] == intact
-    for (offset, _, resumed_at), following in zip(damage, damage[1:] + [None]):
+    for (offset, _, resumed_at), following in zip(damage, [*damage[1:], None], strict=False):
         assert resumed_at is None or offset < resumed_at <= len(mutated) - 16
         assert following is None or (resumed_at is not None and following[0] >= resumed_at)
 
@@ -168,7 +176,9 @@ def test_many_bit_flips_and_a_cut(scratch: Path, seed: Path, bits: list[int], cu
     cut=st.floats(0.3, 1),
     resync=st.booleans(),
 )
-def test_event_reader_on_mutated_corpus_files(scratch: Path, seed: Path, bits: list[int], cut: float, resync: bool) -> None:
+def test_event_reader_on_mutated_corpus_files(
+    scratch: Path, seed: Path, bits: list[int], cut: float, resync: bool
+) -> None:
     mutated = flip_bits(seed_bytes(seed), bits)
     mutated = mutated[: int(len(mutated) * cut)]
     scratch.write_bytes(mutated)
@@ -191,7 +201,9 @@ def test_event_reader_on_mutated_corpus_files(scratch: Path, seed: Path, bits: l
     cap=st.integers(0, 400),
     window=st.sampled_from([1, 3, 16, 100, 1 << 20]),
 )
-def test_resync_scan_finds_what_a_per_byte_scan_finds(scratch: Path, data: bytes, start: int, cap: int, window: int) -> None:
+def test_resync_scan_finds_what_a_per_byte_scan_finds(
+    scratch: Path, data: bytes, start: int, cap: int, window: int
+) -> None:
     size = max(len(data) - cap, 0)
     scratch.write_bytes(data)
     want = next((q for q in range(start, size) if record_at(data[:size], q) is not None), None)
@@ -205,7 +217,9 @@ def test_resync_scan_finds_what_a_per_byte_scan_finds(scratch: Path, data: bytes
     bits=st.lists(st.integers(0, 2**40), min_size=1, max_size=8),
     resync=st.booleans(),
 )
-def test_records_whose_checksums_hold_but_bytes_are_mutated(scratch: Path, seed: Path, bits: list[int], resync: bool) -> None:
+def test_records_whose_checksums_hold_but_bytes_are_mutated(
+    scratch: Path, seed: Path, bits: list[int], resync: bool
+) -> None:
     check_lazy_reading(scratch, reframe(flip_bits(seed_bytes(seed), bits)), resync)
 
 

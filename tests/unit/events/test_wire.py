@@ -24,7 +24,7 @@ def check(data: bytes, new_tag: str = "renamed/tag") -> bool:
     changed = event_pb2.Event.FromString(retag(data, peeked, new_tag.encode()))
     event.summary.value[0].tag = new_tag
     assert changed == event
-    assert data[peeked[REST_AT]:] in retag(data, peeked, new_tag.encode())
+    assert data[peeked[REST_AT] :] in retag(data, peeked, new_tag.encode())
     return True
 
 
@@ -63,7 +63,9 @@ def test_other_shapes_are_refused() -> None:
     simple=st.booleans(),
     meta=st.booleans(),
 )
-def test_random_events(wall_time: float, step: int, tag: str, new_tag: str, payload: bytes, simple: bool, meta: bool) -> None:
+def test_random_events(
+    wall_time: float, step: int, tag: str, new_tag: str, payload: bytes, simple: bool, meta: bool
+) -> None:
     e = event_pb2.Event(wall_time=wall_time, step=step)
     v = e.summary.value.add(tag=tag)
     if simple:

@@ -413,7 +413,7 @@ impl Scalars {
     }
 }
 
-fn invalid_event(offset: u64, len: usize, records_before: u64, e: crate::proto::DecodeError, resync: bool) -> Damage {
+pub(crate) fn invalid_event(offset: u64, len: usize, records_before: u64, e: crate::proto::DecodeError, resync: bool) -> Damage {
     let kind = if offset == 0 { DamageKind::NotAnEventFile } else { DamageKind::InvalidEvent };
     let next = offset + HEADER_LENGTH + len as u64 + FOOTER_LENGTH;
     Damage {

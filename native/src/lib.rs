@@ -10,6 +10,7 @@
 pub mod event_file;
 pub mod masked_crc;
 pub mod proto;
+pub mod rewrite;
 pub mod scalar;
 pub mod schema;
 pub mod tf_record;

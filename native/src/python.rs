@@ -15,6 +15,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::event_file::{self, Scan};
 use crate::masked_crc;
 use crate::proto;
+use crate::rewrite as pass;
 use crate::tf_record::{self, Damage, SliceSource};
 use crate::wire;
 
@@ -387,6 +388,106 @@ fn encode_record<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, &out)
 }
 
+/// The Python side of a rewrite pass: an object with `slow(source, data, offset,
+/// extras_done) -> (bytes | None, list[(bytes, bytes | None)], fd: int)` (fd -1: the
+/// output is not opened by this call) and `next_extra() -> (float, bytes) | None`.
+struct PyHost {
+    host: PyObject,
+}
+
+impl pass::Host for PyHost {
+    type Error = PyErr;
+
+    fn next_extra(&mut self) -> PyResult<Option<(f64, Vec<u8>)>> {
+        Python::with_gil(|py| {
+            let item = self.host.call_method0(py, "next_extra")?;
+            if item.is_none(py) {
+                return Ok(None);
+            }
+            let (wall_time, data): (f64, Bound<'_, PyBytes>) = item.extract(py)?;
+            Ok(Some((wall_time, data.as_bytes().to_vec())))
+        })
+    }
+
+    fn slow(&mut self, source: usize, data: &[u8], offset: u64, extras_done: u64) -> PyResult<pass::Slow> {
+        Python::with_gil(|py| {
+            let reply = self.host.call_method1(py, "slow", (source, PyBytes::new(py, data), offset, extras_done))?;
+            let (out, fast, fd): SlowReply<'_> = reply.extract(py)?;
+            Ok(pass::Slow {
+                data: out.map(|b| b.as_bytes().to_vec()),
+                fast: fast.into_iter().map(|(t, n)| (t.as_bytes().to_vec(), n.map(|n| n.as_bytes().to_vec()))).collect(),
+                fd: if fd >= 0 { Some(fd as i32) } else { None },
+            })
+        })
+    }
+}
+
+/// What `host.slow` returns: the record to write, fast-path tags, the output's fd or -1.
+type SlowReply<'py> = (Option<Bound<'py, PyBytes>>, Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>, i64);
+
+type FileSpec = (PathBuf, u64, bool, bool, Vec<(u64, u64, u64)>);
+
+/// rewrite(sources, host, extras, fd, out_path) -> dict
+///
+/// Python `engine.rewrite.rewrite`'s loop (see native/README.md): `sources` one list per
+/// source of `(path, limit, resync, check, checkpoints)`; `host` as [`PyHost`]; `extras`
+/// whether `host.next_extra` has events; `fd` the open output's descriptor or None;
+/// `out_path` names the output in errors. Returns `files` (one `(source, file, changed,
+/// verified, damage, last_checkpoint, file_size, events)` per file, in the order they
+/// ended), `renamed`, `records`, `bytes`. Raises OSError (filename set), what `host`
+/// raises, NativeError on an internal failure.
+#[pyfunction(name = "rewrite")]
+fn rewrite_file<'py>(
+    py: Python<'py>,
+    sources: Vec<Vec<FileSpec>>,
+    host: PyObject,
+    extras: bool,
+    fd: Option<i32>,
+    out_path: PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
+    let plans: Vec<Vec<pass::FilePlan>> = sources
+        .into_iter()
+        .map(|files| {
+            files
+                .into_iter()
+                .map(|(path, limit, resync, check, expected)| pass::FilePlan {
+                    path,
+                    limit,
+                    resync,
+                    check,
+                    expected: expected.into_iter().map(|(records, end, digest)| tf_record::Checkpoint { records, end, digest }).collect(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut host = PyHost { host };
+    let result = py.allow_threads(|| guarded(&out_path.to_string_lossy(), || pass::rewrite(plans, extras, fd, &mut host)))?;
+    let outcome = result.map_err(|e| match e {
+        pass::Error::Io(e, path) => os_error(e, path.as_deref().unwrap_or(&out_path)),
+        pass::Error::Host(e) => e,
+    })?;
+    let d = PyDict::new(py);
+    let files = PyList::empty(py);
+    for f in &outcome.files {
+        let (changed, verified, damage, last, size) = match &f.end {
+            pass::FileEnd::Changed { verified } => (true, *verified, PyList::empty(py), None, 0),
+            pass::FileEnd::Finished { damage, last, file_size } => {
+                let list = PyList::empty(py);
+                for x in damage {
+                    list.append(damage_tuple(py, x)?)?;
+                }
+                (false, 0, list, Some((last.records, last.end, last.digest)), *file_size)
+            }
+        };
+        files.append((f.source, f.file, changed, verified, damage, last, size, f.events))?;
+    }
+    d.set_item("files", files)?;
+    d.set_item("renamed", outcome.renamed)?;
+    d.set_item("records", outcome.records)?;
+    d.set_item("bytes", outcome.bytes)?;
+    Ok(d)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     quiet_guarded_panics();
@@ -407,6 +508,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plain_crc32c, m)?)?;
     m.add_function(wrap_pyfunction!(masked_crc32c, m)?)?;
     m.add_function(wrap_pyfunction!(encode_record, m)?)?;
+    m.add_function(wrap_pyfunction!(rewrite_file, m)?)?;
     m.add_function(wrap_pyfunction!(_test_panic, m)?)?;
     Ok(())
 }

@@ -19,21 +19,26 @@ a file that grew is read only as far as the scan read it, and a note says so.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from tensorboard.compat.proto import event_pb2
 
+from tbrewrite.engine import select
 from tbrewrite.engine.plan import Header, OutputPlan, SourceFile, SourcePlan, TagAction
 from tbrewrite.engine.restarts import Survivors
-from tbrewrite.events.framing import CHANGED, TRUNCATED, Damage
+from tbrewrite.events.framing import CHANGED, TRUNCATED, Checkpoint, Damage, DamageKind
 from tbrewrite.events.reader import EventFileReader, Record
 from tbrewrite.events.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, retag_head
-from tbrewrite.events.writer import EventFileWriter
+from tbrewrite.events.writer import EventFileWriter, temp_path
 from tbrewrite.output.transaction import Transaction
 
 _SLOW = b"\x00slow"  # not a tag: fast-path lookups that miss
 _Item = tuple[float, int, int, "Record | None", "event_pb2.Event | None"]
+_Fast = list[tuple[bytes, bytes | None]]
+_NativeDamage = list[tuple[str, int, int, str, int | None]]
 
 
 @dataclass
@@ -69,6 +74,10 @@ class OutputResult:
 def rewrite(plan: OutputPlan, outputs: Transaction) -> OutputResult:
     """Write ``plan``'s output file through ``outputs``, unpublished.
 
+    The native core (:mod:`tbrewrite.engine.select`) runs the per-record loop when it is
+    the engine in use, calling back into :class:`_Pass` only for records off the fast
+    path; the Python loop below is the reference. Both give the same bytes and results.
+
     Args:
         plan: OutputPlan.
         outputs: Transaction that owns the file (and removes it if the command fails).
@@ -81,66 +90,76 @@ def rewrite(plan: OutputPlan, outputs: Transaction) -> OutputResult:
     Raises:
         OSError: reading or writing failed (``outputs`` removes partial output).
     """
-    result = OutputResult()
-    writer: EventFileWriter | None = None
-    if plan.header is Header.OWN:
-        writer = outputs.open(plan.path, wall_time=plan.wall_time)
-    streams: list[Iterator[_Item]] = [_source(k, s, plan.resync, result) for k, s in enumerate(plan.sources)]
-    if plan.extra:
-        n = len(streams)
-        streams.append((e.wall_time, n, seq, None, e) for seq, e in enumerate(plan.extra))
-    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-    actions = [s.tags for s in plan.sources]
-    replaced = plan.replaced
-    survivors: list[dict[str, Survivors]] = [
-        {tag: Survivors(a.backwards) for tag, a in s.tags.items() if a.backwards} for s in plan.sources
-    ]
-    # Output tags whose first value is written; source tags whose values now pass through
-    # untouched; per source, tag bytes -> new tag bytes (None: unchanged) for tags whose
-    # later common-shape records only need their tag spliced.
-    written: set[str] = set()
-    settled: list[set[str]] = [set() for _ in plan.sources]
-    fast: list[dict[bytes, bytes | None]] = [{} for _ in plan.sources]
-    heads: dict[tuple[bytes, int], bytes] = {}
-    for _, i, _, record, event in merged:
-        if record is None:  # an extra point: tag final, metadata attached
-            assert writer is not None and event is not None
-            written.update(v.tag for v in event.summary.value)
-            writer.write_event(event)
-            continue
+    state = _Pass(plan, outputs)
+    native = select.native()
+    if native is not None:
+        _run_native(native, state)
+    else:
+        _run_python(state)
+    result = state.result
+    if state.writer is not None:
+        state.writer.flush()
+        result.events_out = state.writer.records
+    result.writer = state.writer
+    return result
+
+
+class _Pass:
+    """The decisions of one rewrite, record by record, and what they changed.
+
+    Records on the fast path (a tag passed through, or only renamed, in a one-value
+    record of the common shape) are handled by the loops themselves from :attr:`fast`;
+    every other record goes through :meth:`slow`, which also says which tags are on the
+    fast path from then on.
+    """
+
+    def __init__(self, plan: OutputPlan, outputs: Transaction) -> None:
+        self.plan = plan
+        self.outputs = outputs
+        self.result = OutputResult()
+        self.writer: EventFileWriter | None = None
+        if plan.header is Header.OWN:
+            self.writer = outputs.open(plan.path, wall_time=plan.wall_time)
+        self.actions = [s.tags for s in plan.sources]
+        self.survivors: list[dict[str, Survivors]] = [
+            {tag: Survivors(a.backwards) for tag, a in s.tags.items() if a.backwards} for s in plan.sources
+        ]
+        # Output tags whose first value is written; source tags whose values now pass
+        # through untouched; per source, tag bytes -> new tag bytes (None: unchanged)
+        # for tags whose later common-shape records only need their tag spliced.
+        self.written: set[str] = set()
+        self.settled: list[set[str]] = [set() for _ in plan.sources]
+        self.fast: list[dict[bytes, bytes | None]] = [{} for _ in plan.sources]
+        self.new_fast: list[tuple[bytes, bytes | None]] = []
+
+    def extra(self, event: event_pb2.Event) -> None:
+        """Note that an extra point (tags final, metadata attached) was written."""
+        self.written.update(v.tag for v in event.summary.value)
+
+    def slow(self, i: int, record: Record) -> bytes | None:
+        """Decide a record of source ``i`` off the fast path; return what to write.
+
+        May open the output (:attr:`Header.KEEP`: at the first record).
+        """
+        result = self.result
         raw = record.data
-        peeked = record.peek
-        if peeked is not None and writer is not None:
-            new = fast[i].get(peeked[TAG], _SLOW)
-            if new is None:
-                writer.write_record(raw)
-                continue
-            rest_at = peeked[REST_AT]
-            if new is not _SLOW and peeked[TAG] not in raw[rest_at:]:
-                key = (new, len(raw) - rest_at)
-                head = heads.get(key)
-                if head is None:
-                    head = heads[key] = retag_head(new, key[1])
-                writer.write_record(raw[: peeked[SUMMARY_AT]] + head + raw[rest_at:])
-                result.values_renamed += 1
-                result.changed = True
-                continue
         event = record.event
         what = event.WhichOneof("what")
-        if writer is None:
+        if self.writer is None:
             if what == "file_version":
-                writer = outputs.open(plan.path, wall_time=event.wall_time, header=raw)
-                continue
-            writer = outputs.open(plan.path, wall_time=event.wall_time)
+                self.writer = self.outputs.open(self.plan.path, wall_time=event.wall_time, header=raw)
+                return None
+            self.writer = self.outputs.open(self.plan.path, wall_time=event.wall_time)
             result.changed = True
-        if what == "file_version" and plan.header is Header.OWN:
-            continue
+        if what == "file_version" and self.plan.header is Header.OWN:
+            return None
         if what != "summary":
-            writer.write_record(raw)
-            continue
-        tags = actions[i]
-        done = settled[i]
-        keepers = survivors[i]
+            return raw
+        replaced = self.plan.replaced
+        tags = self.actions[i]
+        done = self.settled[i]
+        keepers = self.survivors[i]
+        written = self.written
         changed = False
         drop: list[int] = []
         for k, value in enumerate(event.summary.value):
@@ -178,24 +197,127 @@ def rewrite(plan: OutputPlan, outputs: Transaction) -> OutputResult:
             elif out == tag and tag not in keepers and out not in replaced:
                 done.add(tag)
             if tag not in keepers and out not in replaced:
-                fast[i][tag.encode()] = None if out == tag else out.encode()
+                key, new = tag.encode(), None if out == tag else out.encode()
+                self.fast[i][key] = new
+                self.new_fast.append((key, new))
         if drop:
             for k in reversed(drop):
                 del event.summary.value[k]
             result.changed = True
             if not event.summary.value:
-                continue
+                return None
             changed = True
         if changed:
             result.changed = True
+            serialized: bytes = event.SerializeToString()
+            return serialized
+        return raw
+
+
+def _run_python(state: _Pass) -> None:
+    """The reference loop: merge, fast path from :attr:`_Pass.fast`, else :meth:`_Pass.slow`."""
+    plan = state.plan
+    result = state.result
+    streams: list[Iterator[_Item]] = [_source(k, s, plan.resync, result) for k, s in enumerate(plan.sources)]
+    if plan.extra:
+        n = len(streams)
+        streams.append((e.wall_time, n, seq, None, e) for seq, e in enumerate(plan.extra))
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+    fast = state.fast
+    heads: dict[tuple[bytes, int], bytes] = {}
+    for _, i, _, record, event in merged:
+        writer = state.writer
+        if record is None:
+            assert writer is not None and event is not None
+            state.extra(event)
             writer.write_event(event)
+            continue
+        raw = record.data
+        peeked = record.peek
+        if peeked is not None and writer is not None:
+            new = fast[i].get(peeked[TAG], _SLOW)
+            if new is None:
+                writer.write_record(raw)
+                continue
+            rest_at = peeked[REST_AT]
+            if new is not _SLOW and peeked[TAG] not in raw[rest_at:]:
+                key = (new, len(raw) - rest_at)
+                head = heads.get(key)
+                if head is None:
+                    head = heads[key] = retag_head(new, key[1])
+                writer.write_record(raw[: peeked[SUMMARY_AT]] + head + raw[rest_at:])
+                result.values_renamed += 1
+                result.changed = True
+                continue
+        data = state.slow(i, record)
+        if data is not None:
+            assert state.writer is not None
+            state.writer.write_record(data)
+
+
+class _NativeHost:
+    """What the native loop calls back: :meth:`_Pass.slow` and the extra events."""
+
+    def __init__(self, state: _Pass) -> None:
+        self.state = state
+        self.extras = iter(state.plan.extra)
+        self.pending: deque[event_pb2.Event] = deque()
+        self.extras_noted = 0
+
+    def next_extra(self) -> tuple[float, bytes] | None:
+        event = next(self.extras, None)
+        if event is None:
+            return None
+        self.pending.append(event)
+        return event.wall_time, event.SerializeToString()
+
+    def slow(self, i: int, data: bytes, offset: int, extras_done: int) -> tuple[bytes | None, _Fast, int]:
+        state = self.state
+        while self.extras_noted < extras_done:
+            state.extra(self.pending.popleft())
+            self.extras_noted += 1
+        had_writer = state.writer is not None
+        out = state.slow(i, Record(data, offset, None, None))
+        fd = -1
+        if not had_writer and state.writer is not None:
+            fd = state.writer.native_fd()
+        fast, state.new_fast = state.new_fast, []
+        return out, fast, fd
+
+
+def _run_native(native: ModuleType, state: _Pass) -> None:
+    """The native loop (``tbrewrite._native.rewrite``) over the same plan."""
+    plan = state.plan
+    result = state.result
+    sources = [
+        [
+            (
+                f.path,
+                f.size if plan.resync else f.end,
+                plan.resync,
+                plan.resync,
+                [(c.records, c.end, c.digest) for c in f.checkpoints],
+            )
+            for f in source.files
+        ]
+        for source in plan.sources
+    ]
+    fd = state.writer.native_fd() if state.writer is not None else None
+    host = _NativeHost(state)
+    done = native.rewrite(sources, host, bool(plan.extra), fd, temp_path(plan.path))
+    for s, k, changed, verified, damage, last, size, events in done["files"]:
+        planned = plan.sources[s].files[k]
+        if changed:
+            expected = planned.checkpoints
+            _changed(result, planned, expected[verified - 1].end if verified else 0, events)
         else:
-            writer.write_record(raw)
-    if writer is not None:
-        writer.flush()
-        result.events_out = writer.records
-    result.writer = writer
-    return result
+            _finish_native(result, planned, damage, Checkpoint(*last), size)
+        result.events_in += events
+    if done["renamed"]:
+        result.values_renamed += done["renamed"]
+        result.changed = True
+    if state.writer is not None:
+        state.writer.native_wrote(done["records"], done["bytes"])
 
 
 def _source(index: int, source: SourcePlan, resync: bool, result: OutputResult) -> Iterator[_Item]:
@@ -226,34 +348,53 @@ def _source(index: int, source: SourcePlan, resync: bool, result: OutputResult) 
                     break
                 verified += 1
         else:
-            _finish(result, planned, reader)
+            _finish(result, planned, reader.damage, reader.checkpoints[-1], reader.file_size)
         result.events_in += reader.records
 
 
-def _finish(result: OutputResult, planned: SourceFile, reader: EventFileReader) -> None:
-    """Compare a file read to its end with its scan; record what differs."""
+def _finish_native(
+    result: OutputResult,
+    planned: SourceFile,
+    damage: list[tuple[str, int, int, str, int | None]],
+    final: Checkpoint,
+    size: int,
+) -> None:
+    """:func:`_finish` for a file the native loop read to its end."""
+    path = str(planned.path)
+    found = [
+        Damage(path, DamageKind(kind), offset, before, detail, resumed)
+        for kind, offset, before, detail, resumed in damage
+    ]
+    _finish(result, planned, found, final, size)
+
+
+def _finish(result: OutputResult, planned: SourceFile, damage: list[Damage], final: Checkpoint, size: int) -> None:
+    """Compare a file read to its end with its scan; record what differs.
+
+    ``damage`` is what the read found, ``final`` the fingerprint of every record read,
+    ``size`` the file's size when it was opened.
+    """
     known = {(d.kind, d.offset) for d in planned.damage}
-    new = [d for d in reader.damage if (d.kind, d.offset) not in known]
+    new = [d for d in damage if (d.kind, d.offset) not in known]
     result.damage.extend(new)
-    final = reader.checkpoints[-1]
     expected = planned.checkpoints[-1] if planned.checkpoints else None
     if new:
         return
     if final == expected:
-        if reader.file_size > planned.size:
+        if size > planned.size:
             result.notes.append(
-                f"{planned.path}: grew from {planned.size} to {reader.file_size} bytes while being rewritten; "
+                f"{planned.path}: grew from {planned.size} to {size} bytes while being rewritten; "
                 f"the {planned.size} bytes scanned were used (run again for the rest)"
             )
         return
-    if reader.file_size < planned.size:
+    if size < planned.size:
         result.damage.append(
             Damage(
                 str(planned.path),
                 TRUNCATED,
                 final.end,
                 final.records,
-                f"file shrank after it was scanned ({reader.file_size} bytes, was {planned.size}): "
+                f"file shrank after it was scanned ({size} bytes, was {planned.size}): "
                 "it was truncated while tbrewrite ran",
             )
         )

@@ -132,6 +132,19 @@ class EventFileWriter:
         self._flush()
         self._file.flush()
 
+    def native_fd(self) -> int:
+        """Flush and return the file's descriptor, for the native core to append records to.
+
+        Until :meth:`native_wrote`, nothing else may be written through this writer.
+        """
+        self.flush()
+        return self._file.fileno()
+
+    def native_wrote(self, records: int, nbytes: int) -> None:
+        """Count ``records`` records of ``nbytes`` bytes (frames included) appended through :meth:`native_fd`."""
+        self.records += records
+        self.bytes += nbytes
+
     def finish(self) -> Path:
         """Flush, fsync and close the file, still under its temporary name; return it."""
         if not self._file.closed:

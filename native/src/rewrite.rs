@@ -1,0 +1,423 @@
+//! The rewrite pass: Python `tbrewrite.engine.rewrite.rewrite`'s per-record loop, with the
+//! same output bytes, damage and counts.
+//!
+//! The sources' records are read (framing, both checksums, resync, `invalid_event` exactly
+//! as Python `EventFileReader` with `check` as given), merged by wall_time with the plan's
+//! extra events as CPython's `heapq.merge` merges `(wall_time, source, seq)` tuples (same
+//! heap, same comparisons, so NaN wall_times land where Python puts them), checked against
+//! the first pass's fingerprints, and written framed to the output's file descriptor.
+//!
+//! Records on the fast path never reach Python: a tag the plan passes through is copied,
+//! a tag it only renames is retagged from its bytes ([`wire::retag`]). Every other record
+//! (a tag's first value, which may get plugin metadata; several values per event; drops,
+//! `--restarts keep-last`, sidecar replacements; non-summary events) goes to the
+//! [`Host`], which is Python's own code for it, and which says which tags are on the fast
+//! path from then on: one engine, two loops, the same decisions.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::PathBuf;
+
+use memchr::memmem;
+
+use crate::event_file::invalid_event;
+use crate::masked_crc::masked_crc32c;
+use crate::proto::{event_info, validate_event};
+use crate::tf_record::{self, Checkpoint, Damage, FileSource, RecordReader, Source};
+use crate::wire::{self, Peek};
+
+/// One event file of a source, as the first pass read it (Python `SourceFile`).
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    pub path: PathBuf,
+    /// Bytes to read: the scanned size with resync, else the end of the last valid record.
+    pub limit: u64,
+    pub resync: bool,
+    /// Validate peeked records too (Python `EventFileReader(check=)`).
+    pub check: bool,
+    /// The first pass's checkpoints.
+    pub expected: Vec<Checkpoint>,
+}
+
+/// How the reading of one file ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileEnd {
+    /// Periodic checkpoint number `verified` differs from the first pass's (or the first
+    /// pass has none there): reading stopped (Python `_changed`).
+    Changed { verified: usize },
+    /// Read to its end (Python `_finish`): its damage, last checkpoint and size at open.
+    Finished { damage: Vec<Damage>, last: Checkpoint, file_size: u64 },
+}
+
+/// One file's end, in the order files ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileOutcome {
+    pub source: usize,
+    pub file: usize,
+    pub end: FileEnd,
+    /// Valid Event records read (Python `EventFileReader.records`).
+    pub events: u64,
+}
+
+/// What the host did with a record off the fast path.
+#[derive(Debug, Default)]
+pub struct Slow {
+    /// The record to write, if any.
+    pub data: Option<Vec<u8>>,
+    /// Source tags whose later one-value records are passed through (None) or retagged.
+    pub fast: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The output's descriptor, if the host opened the output for this record.
+    pub fd: Option<RawFd>,
+}
+
+/// The Python side of the pass.
+pub trait Host {
+    type Error;
+    /// The next extra event `(wall_time, serialized Event)`, in the plan's order.
+    fn next_extra(&mut self) -> Result<Option<(f64, Vec<u8>)>, Self::Error>;
+    /// Decide a record off the fast path. `extras_done` extra events were written before it.
+    fn slow(&mut self, source: usize, data: &[u8], offset: u64, extras_done: u64) -> Result<Slow, Self::Error>;
+}
+
+/// Why a pass failed.
+#[derive(Debug)]
+pub enum Error<E> {
+    /// Reading `path` (an input) or writing the output (`path` None) failed.
+    Io(io::Error, Option<PathBuf>),
+    /// The host raised.
+    Host(E),
+}
+
+/// The totals of a pass.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub files: Vec<FileOutcome>,
+    /// Values retagged on the fast path.
+    pub renamed: u64,
+    /// Records written (by this pass: not the header the host wrote when opening).
+    pub records: u64,
+    /// Bytes written, frames included.
+    pub bytes: u64,
+}
+
+/// A file read as Python `EventFileReader` reads it.
+struct Reader {
+    reader: RecordReader<FileSource>,
+    resync: bool,
+    check: bool,
+    invalid: Vec<Damage>,
+    skipped: u64,
+}
+
+impl Reader {
+    /// Copy the next valid Event record into `buf`; its offset and peek, or None at the end.
+    fn next(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<(u64, Option<Peek>)>> {
+        loop {
+            let frames = self.reader.records;
+            let Some((offset, data)) = self.reader.next_record()? else {
+                return Ok(None);
+            };
+            let peeked = wire::peek(data);
+            if peeked.is_none() || self.check {
+                if let Err(e) = validate_event(data) {
+                    let before = frames - self.skipped;
+                    self.invalid.push(invalid_event(offset, data.len(), before, e, self.resync));
+                    if !self.resync {
+                        self.reader.retract();
+                        return Ok(None);
+                    }
+                    self.skipped += 1;
+                    continue;
+                }
+            }
+            buf.clear();
+            buf.extend_from_slice(data);
+            return Ok(Some((offset, peeked)));
+        }
+    }
+
+    fn events(&self) -> u64 {
+        self.reader.records - self.skipped
+    }
+
+    fn finish(mut self) -> FileEnd {
+        let mut damage = std::mem::take(&mut self.reader.damage);
+        damage.append(&mut self.invalid);
+        damage.sort_by_key(|d| d.offset);
+        let size = self.reader.src.stamp().map_or(0, |s| s.size);
+        FileEnd::Finished { damage, last: self.reader.checkpoint(), file_size: size }
+    }
+}
+
+/// One input stream: a source's files in order, or the extra events.
+struct Stream {
+    files: Vec<FilePlan>,
+    file: usize,
+    reader: Option<Reader>,
+    verified: usize,
+    /// The head record: its bytes, offset, peek and wall_time.
+    data: Vec<u8>,
+    offset: u64,
+    peek: Option<Peek>,
+    wall_time: f64,
+    /// Tag bytes -> new tag (None: unchanged) for one-value records on the fast path.
+    fast: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Stream {
+    fn new(files: Vec<FilePlan>) -> Self {
+        Stream {
+            files,
+            file: 0,
+            reader: None,
+            verified: 0,
+            data: Vec::new(),
+            offset: 0,
+            peek: None,
+            wall_time: 0.0,
+            fast: HashMap::new(),
+        }
+    }
+
+    /// Read the next record into the head; false when the stream is exhausted.
+    fn advance<E>(&mut self, source: usize, out: &mut Outcome) -> Result<bool, Error<E>> {
+        loop {
+            if self.reader.is_none() {
+                let Some(plan) = self.files.get(self.file) else { return Ok(false) };
+                let src = tf_record::open(&plan.path, Some(plan.limit)).map_err(|e| Error::Io(e, Some(plan.path.clone())))?;
+                let reader = RecordReader::new(src, plan.resync);
+                self.reader = Some(Reader { reader, resync: plan.resync, check: plan.check, invalid: Vec::new(), skipped: 0 });
+                self.verified = 0;
+            }
+            let reader = self.reader.as_mut().unwrap();
+            let next = reader.next(&mut self.data).map_err(|e| Error::Io(e, Some(self.files[self.file].path.clone())))?;
+            match next {
+                Some((offset, peek)) => {
+                    self.offset = offset;
+                    self.peek = peek;
+                    self.wall_time = match &peek {
+                        Some(p) => p.wall_time,
+                        None => event_info(&self.data).wall_time,
+                    };
+                    return Ok(true);
+                }
+                None => {
+                    let reader = self.reader.take().unwrap();
+                    let events = reader.events();
+                    out.files.push(FileOutcome { source, file: self.file, end: reader.finish(), events });
+                    self.file += 1;
+                }
+            }
+        }
+    }
+
+    /// After the head was used: compare the next periodic checkpoint, if one was taken,
+    /// with the first pass's; on a difference the file ends there.
+    fn verify(&mut self, source: usize, out: &mut Outcome) {
+        let Some(reader) = &self.reader else { return };
+        let periodic = &reader.reader.checkpoints;
+        if periodic.len() <= self.verified {
+            return;
+        }
+        let expected = &self.files[self.file].expected;
+        if self.verified < expected.len() && periodic[self.verified] == expected[self.verified] {
+            self.verified += 1;
+            return;
+        }
+        let events = reader.events();
+        out.files.push(FileOutcome { source, file: self.file, end: FileEnd::Changed { verified: self.verified }, events });
+        self.reader = None;
+        self.file += 1;
+    }
+}
+
+/// The output file: frames written through a 1 MiB buffer to a descriptor the host owns.
+struct Output {
+    file: Option<ManuallyDrop<File>>,
+    buf: Vec<u8>,
+    records: u64,
+    bytes: u64,
+}
+
+const BUFFER: usize = 1 << 20;
+const DIRECT: usize = 1 << 16;
+
+impl Output {
+    fn set_fd(&mut self, fd: RawFd) {
+        // SAFETY: the host keeps `fd` open for the whole pass and closes it itself; the
+        // ManuallyDrop never closes it.
+        self.file = Some(ManuallyDrop::new(unsafe { File::from_raw_fd(fd) }));
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let n = data.len();
+        let header = (n as u64).to_le_bytes();
+        let frame_head = [&header[..], &masked_crc32c(&header).to_le_bytes()].concat();
+        let footer = masked_crc32c(data).to_le_bytes();
+        if n >= DIRECT {
+            self.flush()?;
+            let file = self.file.as_mut().expect("output open");
+            file.write_all(&frame_head)?;
+            file.write_all(data)?;
+            file.write_all(&footer)?;
+        } else {
+            self.buf.extend_from_slice(&frame_head);
+            self.buf.extend_from_slice(data);
+            self.buf.extend_from_slice(&footer);
+            if self.buf.len() >= BUFFER {
+                self.flush()?;
+            }
+        }
+        self.records += 1;
+        self.bytes += n as u64 + 16;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.as_mut().expect("output open").write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// CPython `heapq`'s order on `[(wall_time, index, seq, ...), index, next]` entries:
+/// the first elements that differ by `==` decide by `<`.
+fn less(streams: &[Stream], a: usize, b: usize) -> bool {
+    let (x, y) = (streams[a].wall_time, streams[b].wall_time);
+    #[allow(clippy::float_cmp)]
+    if x == y {
+        a < b
+    } else {
+        x < y
+    }
+}
+
+/// CPython `heapq._siftdown`.
+fn sift_down(h: &mut [usize], streams: &[Stream], start: usize, mut pos: usize) {
+    let item = h[pos];
+    while pos > start {
+        let parent = (pos - 1) >> 1;
+        if less(streams, item, h[parent]) {
+            h[pos] = h[parent];
+            pos = parent;
+            continue;
+        }
+        break;
+    }
+    h[pos] = item;
+}
+
+/// CPython `heapq._siftup`.
+fn sift_up(h: &mut [usize], streams: &[Stream], mut pos: usize) {
+    let end = h.len();
+    let start = pos;
+    let item = h[pos];
+    let mut child = 2 * pos + 1;
+    while child < end {
+        let right = child + 1;
+        if right < end && !less(streams, h[child], h[right]) {
+            child = right;
+        }
+        h[pos] = h[child];
+        pos = child;
+        child = 2 * pos + 1;
+    }
+    h[pos] = item;
+    sift_down(h, streams, start, pos);
+}
+
+/// Run the pass. `sources[i]` are source `i`'s files; `extras` whether the host has extra
+/// events; `fd` the output's descriptor if it is open already (`Header.OWN`).
+pub fn rewrite<H: Host>(sources: Vec<Vec<FilePlan>>, extras: bool, fd: Option<RawFd>, host: &mut H) -> Result<Outcome, Error<H::Error>> {
+    let n = sources.len();
+    let mut streams: Vec<Stream> = sources.into_iter().map(Stream::new).collect();
+    streams.push(Stream::new(Vec::new()));
+    let mut out = Outcome::default();
+    let mut output = Output { file: None, buf: Vec::new(), records: 0, bytes: 0 };
+    if let Some(fd) = fd {
+        output.set_fd(fd);
+    }
+    let mut extras_done = 0u64;
+    let advance = |s: usize, streams: &mut [Stream], out: &mut Outcome, host: &mut H| -> Result<bool, Error<H::Error>> {
+        if s < n {
+            return streams[s].advance(s, out);
+        }
+        if !extras {
+            return Ok(false);
+        }
+        match host.next_extra().map_err(Error::Host)? {
+            Some((wall_time, data)) => {
+                streams[s].wall_time = wall_time;
+                streams[s].data = data;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    };
+    // heapq.merge: prime every stream in order, heapify, pop the least until one is left.
+    let mut heap: Vec<usize> = Vec::new();
+    for s in 0..=n {
+        if advance(s, &mut streams, &mut out, host)? {
+            heap.push(s);
+        }
+    }
+    for i in (0..heap.len() / 2).rev() {
+        sift_up(&mut heap, &streams, i);
+    }
+    while let Some(&s) = heap.first() {
+        if s == n {
+            output.write(&streams[s].data).map_err(|e| Error::Io(e, None))?;
+            extras_done += 1;
+        } else {
+            let stream = &mut streams[s];
+            let mut done = false;
+            if let (Some(p), Some(_)) = (&stream.peek, &output.file) {
+                let data = &stream.data;
+                match stream.fast.get(&data[p.tag.0..p.tag.1]) {
+                    Some(None) => {
+                        output.write(data).map_err(|e| Error::Io(e, None))?;
+                        done = true;
+                    }
+                    Some(Some(new)) if memmem::find(&data[p.rest_at..], &data[p.tag.0..p.tag.1]).is_none() => {
+                        output.write(&wire::retag(data, p, new)).map_err(|e| Error::Io(e, None))?;
+                        out.renamed += 1;
+                        done = true;
+                    }
+                    _ => {}
+                }
+            }
+            if !done {
+                let slow = host.slow(s, &stream.data, stream.offset, extras_done).map_err(Error::Host)?;
+                if let Some(fd) = slow.fd {
+                    output.flush().map_err(|e| Error::Io(e, None))?;
+                    output.set_fd(fd);
+                }
+                for (tag, new) in slow.fast {
+                    stream.fast.insert(tag, new);
+                }
+                if let Some(data) = slow.data {
+                    output.write(&data).map_err(|e| Error::Io(e, None))?;
+                }
+            }
+            stream.verify(s, &mut out);
+        }
+        if advance(s, &mut streams, &mut out, host)? {
+            sift_up(&mut heap, &streams, 0);
+        } else {
+            let last = heap.pop().unwrap();
+            if !heap.is_empty() {
+                heap[0] = last;
+                sift_up(&mut heap, &streams, 0);
+            }
+        }
+    }
+    output.flush().map_err(|e| Error::Io(e, None))?;
+    out.records = output.records;
+    out.bytes = output.bytes;
+    Ok(out)
+}

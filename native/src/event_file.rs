@@ -425,6 +425,119 @@ pub(crate) fn invalid_event(offset: u64, len: usize, records_before: u64, e: cra
     }
 }
 
+/// One tag's values in a batch, in file order, and what they say (Python
+/// `engine.scan._Group`; the batch's tags in order of first appearance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub tag_id: u32,
+    pub count: u64,
+    pub first_step: i64,
+    pub first_wall_time: f64,
+    /// The first value's `value` oneof as a field number.
+    pub first_form: u8,
+    pub first_has_metadata: bool,
+    pub last_step: i64,
+    pub last_wall_time: f64,
+    pub min_step: i64,
+    pub max_step: i64,
+    /// Values after the group's first whose step is not above the previous one's.
+    pub backwards: u64,
+    /// ... equal to it.
+    pub repeated: u64,
+    /// The `value` oneof of the group's first value with metadata, if any.
+    pub metadata_form: Option<u8>,
+    /// The first `limit` of those values: (position in the group, previous step, step).
+    pub backwards_at: Vec<(u64, i64, i64)>,
+}
+
+/// A batch of [`Scan`] rows folded per tag: what `engine.scan` keeps of them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Fold {
+    /// `Event.what` field numbers with their counts, in order of first appearance.
+    pub whats: Vec<(u8, u64)>,
+    /// The batch's first record's wall_time.
+    pub first_wall_time: Option<f64>,
+    pub groups: Vec<Group>,
+}
+
+/// Fold the rows of `scan` (one batch) per tag, keeping at most `limit` backwards values
+/// per group (None: all).
+pub fn fold(scan: &Scan, limit: Option<usize>) -> Fold {
+    let mut out = Fold { first_wall_time: scan.wall_times.first().copied(), ..Fold::default() };
+    let mut what_at: [usize; 256] = [usize::MAX; 256];
+    for &w in &scan.whats {
+        let slot = &mut what_at[w as usize];
+        if *slot == usize::MAX {
+            *slot = out.whats.len();
+            out.whats.push((w, 0));
+        }
+        out.whats[*slot].1 += 1;
+    }
+    let mut group_of: HashMap<u32, usize> = HashMap::new();
+    let mut recent: Option<(u32, usize)> = None;
+    let mut more = 0usize;
+    let mut observe = |out: &mut Fold, tag_id: u32, form: u8, meta: bool, step: i64, wall_time: f64| {
+        let g = match recent {
+            Some((id, g)) if id == tag_id => g,
+            _ => {
+                let g = *group_of.entry(tag_id).or_insert_with(|| {
+                    out.groups.push(Group {
+                        tag_id,
+                        count: 0,
+                        first_step: step,
+                        first_wall_time: wall_time,
+                        first_form: form,
+                        first_has_metadata: meta,
+                        last_step: step,
+                        last_wall_time: wall_time,
+                        min_step: step,
+                        max_step: step,
+                        backwards: 0,
+                        repeated: 0,
+                        metadata_form: None,
+                        backwards_at: Vec::new(),
+                    });
+                    out.groups.len() - 1
+                });
+                recent = Some((tag_id, g));
+                g
+            }
+        };
+        let group = &mut out.groups[g];
+        if group.count > 0 {
+            if step <= group.last_step {
+                group.backwards += 1;
+                group.repeated += (step == group.last_step) as u64;
+                if limit.is_none_or(|l| group.backwards_at.len() < l) {
+                    group.backwards_at.push((group.count, group.last_step, step));
+                }
+            }
+            group.min_step = group.min_step.min(step);
+            group.max_step = group.max_step.max(step);
+            group.last_step = step;
+            group.last_wall_time = wall_time;
+        }
+        if meta && group.metadata_form.is_none() {
+            group.metadata_form = Some(form);
+        }
+        group.count += 1;
+    };
+    for row in 0..scan.whats.len() {
+        if scan.values[row] == 0 {
+            continue;
+        }
+        let (step, wall_time) = (scan.steps[row], scan.wall_times[row]);
+        let meta = scan.flags[row] & flags::HAS_METADATA != 0;
+        observe(&mut out, scan.tag_ids[row], scan.value_kinds[row], meta, step, wall_time);
+        while more < scan.more_rows.len() && scan.more_rows[more] as usize == row {
+            let meta = scan.more_flags[more] & flags::HAS_METADATA != 0;
+            observe(&mut out, scan.more_tag_ids[more], scan.more_kinds[more], meta, step, wall_time);
+            more += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,6 +196,64 @@ impl FileScanner {
         self.tags_sent = self.scanner.out.tags.len();
         Ok(d)
     }
+
+    /// read(max_records), folded per tag: instead of the per-record columns, `whats`
+    /// (list of (field number, count)), `first_wall_time` (float or None) and `groups`:
+    /// one tuple per tag of the batch in order of first appearance, `(tag_id, count,
+    /// first_step, first_wall_time, first_form, first_has_metadata, last_step,
+    /// last_wall_time, min_step, max_step, backwards, repeated, metadata_form or None,
+    /// backwards_at)`, with at most `backwards_limit` (None: all) `(position in the
+    /// group, previous step, step)` in `backwards_at`.
+    #[pyo3(signature = (max_records, backwards_limit = None))]
+    fn fold<'py>(&mut self, py: Python<'py>, max_records: usize, backwards_limit: Option<usize>) -> PyResult<Bound<'py, PyDict>> {
+        let (scanner, path) = (&mut self.scanner, &self.path);
+        scanner.out.clear_rows();
+        let result = py.allow_threads(|| {
+            guarded(&path.to_string_lossy(), || scanner.step(max_records).map(|()| event_file::fold(&scanner.out, backwards_limit)))
+        })?;
+        let folded = result.map_err(|e| os_error(e, path))?;
+        let s = &self.scanner.out;
+        let d = PyDict::new(py);
+        d.set_item("size", s.size)?;
+        d.set_item("frames", s.frames)?;
+        d.set_item("records", s.records)?;
+        let damage = PyList::empty(py);
+        for x in &s.damage {
+            damage.append(damage_tuple(py, x)?)?;
+        }
+        d.set_item("damage", damage)?;
+        let tags = PyList::empty(py);
+        for t in &s.tags[self.tags_sent..] {
+            tags.append(String::from_utf8_lossy(t))?;
+        }
+        d.set_item("tags", tags)?;
+        let metadata = PyList::empty(py);
+        for (id, m) in &s.metadata {
+            metadata.append((*id, PyBytes::new(py, m)))?;
+        }
+        d.set_item("metadata", metadata)?;
+        let checkpoints = PyList::empty(py);
+        for c in &s.checkpoints {
+            checkpoints.append((c.records, c.end, c.digest))?;
+        }
+        d.set_item("checkpoints", checkpoints)?;
+        match &s.stamp {
+            Some(st) => d.set_item("stamp", (st.dev, st.ino, st.size, st.mtime_ns))?,
+            None => d.set_item("stamp", py.None())?,
+        }
+        d.set_item("whats", folded.whats)?;
+        d.set_item("first_wall_time", folded.first_wall_time)?;
+        let groups = PyList::empty(py);
+        for g in folded.groups {
+            let head = (g.tag_id, g.count, g.first_step, g.first_wall_time, g.first_form, g.first_has_metadata, g.last_step);
+            let tail = (g.last_wall_time, g.min_step, g.max_step, g.backwards, g.repeated, g.metadata_form, g.backwards_at);
+            groups.append((head, tail))?;
+        }
+        d.set_item("groups", groups)?;
+        d.set_item("done", self.scanner.done())?;
+        self.tags_sent = self.scanner.out.tags.len();
+        Ok(d)
+    }
 }
 
 /// scan_bytes(data, resync=False) -> dict

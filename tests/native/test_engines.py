@@ -214,16 +214,8 @@ def _damaged(data: bytes, rng: random.Random, n: int) -> Iterator[bytes]:
 # --- scan_files ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["numpy", "rows"])
-def fold(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The native scan folds a batch into the StreamScan with numpy or, for small batches,
-    value by value: both ways are compared with the Python engine."""
-    monkeypatch.setattr(scan_module, "_wants_numpy", lambda records: request.param == "numpy")
-    return request.param
-
-
 @pytest.mark.parametrize("resync", [False, True], ids=["stop", "resync"])
-def test_scan_files_on_corpus_and_fixtures(monkeypatch: pytest.MonkeyPatch, resync: bool, fold: str) -> None:
+def test_scan_files_on_corpus_and_fixtures(monkeypatch: pytest.MonkeyPatch, resync: bool) -> None:
     runs = _all_runs()
     if not runs:
         pytest.skip("no corpus and no fixtures")
@@ -240,7 +232,7 @@ def test_scan_files_on_corpus_and_fixtures(monkeypatch: pytest.MonkeyPatch, resy
 
 
 @pytest.mark.parametrize("batch", [1, 7, 1 << 16], ids=lambda b: f"batch{b}")
-def test_scan_files_on_generated_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int, fold: str) -> None:
+def test_scan_files_on_generated_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
     """Batches of every size, so that a tag's values, backwards steps and first metadata
     fall in every way across batches and files."""
     monkeypatch.setattr(scan_module, "_BATCH_RECORDS", batch)
@@ -254,7 +246,7 @@ def test_scan_files_on_generated_logs(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize("resync", [False, True], ids=["stop", "resync"])
-def test_scan_files_on_damaged_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resync: bool, fold: str) -> None:
+def test_scan_files_on_damaged_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resync: bool) -> None:
     seeds = sorted((p for run in _all_runs() for p in run if p.stat().st_size > 200), key=lambda p: p.stat().st_size)
     seeds = seeds[:: max(1, len(seeds) // 10)]
     rng = random.Random(5 + resync)
@@ -270,7 +262,7 @@ def test_scan_files_on_damaged_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert kinds >= {"truncated", "crc_mismatch", "invalid_event"}, kinds
 
 
-def test_checkpoints_past_checkpoint_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold: str) -> None:
+def test_checkpoints_past_checkpoint_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """More than CHECKPOINT_RECORDS records, with an invalid event as the record at which
     the first checkpoint falls: without resync it is retracted with its checkpoint; with
     resync it is counted in the fingerprints but not in the records."""

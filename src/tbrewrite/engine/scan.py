@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
@@ -280,8 +279,8 @@ def _scan_files_native(
     """Return :func:`scan_files` on the native core.
 
     Each file is read by ``_native.FileScanner`` a batch of records at a time (memory
-    stays flat), and each batch's columns are folded with numpy into the same
-    :class:`StreamScan` the Python loop builds.
+    stays flat), folded per tag in the native core (``FileScanner.fold``); each batch's
+    groups are added here to the same :class:`StreamScan` the Python loop builds.
     """
     scan = StreamScan()
     for path in paths:
@@ -291,10 +290,10 @@ def _scan_files_native(
         names: list[str] = []  # the file's tags by the scanner's ids
         metadata: dict[int, bytes] = {}  # tag id -> its first metadata in the file
         while True:
-            batch = scanner.read(_BATCH_RECORDS)
+            batch = scanner.fold(_BATCH_RECORDS, backwards_limit)
             names.extend(batch["tags"])
             metadata.update(batch["metadata"])
-            _fold(native, scan, stats, batch, names, metadata, backwards_limit)
+            _fold(scan, stats, batch, names, metadata, backwards_limit)
             if batch["done"]:
                 break
         stats.records = batch["records"]
@@ -310,21 +309,7 @@ def _scan_files_native(
     return scan
 
 
-def _wants_numpy(records: int) -> bool:
-    """Whether to fold a batch of ``records`` with numpy rather than a Python loop.
-
-    Importing numpy costs ~0.1 s of CPU, more than a Python loop over a few thousand
-    records: small logs (``inspect`` of one tiny run) go without it unless something
-    imported it already. Both ways give the same StreamScan (``tests/native``).
-    """
-    return records >= _NUMPY_FROM or "numpy" in sys.modules or sys.byteorder != "little"
-
-
-_NUMPY_FROM = 4096
-
-
 def _fold(
-    native: ModuleType,
     scan: StreamScan,
     stats: FileStats,
     batch: dict[str, Any],
@@ -332,250 +317,57 @@ def _fold(
     metadata: dict[int, bytes],
     backwards_limit: int | None,
 ) -> None:
-    """Add one batch of a file's records to ``scan``, as the Python loop would."""
-    if _wants_numpy(len(batch["whats"])):
-        _fold_columns(native, scan, stats, batch, names, metadata, backwards_limit)
-    else:
-        _fold_rows(native, scan, stats, batch, names, metadata, backwards_limit)
-
-
-def _fold_rows(
-    native: ModuleType,
-    scan: StreamScan,
-    stats: FileStats,
-    batch: dict[str, Any],
-    names: list[str],
-    metadata: dict[int, bytes],
-    backwards_limit: int | None,
-) -> None:
-    """:func:`_fold` value by value in Python (little-endian machines), for small batches."""
-    whats = batch["whats"]
-    if not whats:
-        return
-    wall_times = memoryview(batch["wall_times"]).cast("d").tolist()
+    """Add one batch of a file's records, folded per tag, to ``scan``, as the Python loop would."""
     if stats.first_wall_time is None:
-        stats.first_wall_time = wall_times[0]
+        stats.first_wall_time = batch["first_wall_time"]
     kinds = scan.event_kinds
-    for what in whats:
-        kinds[_what_name(what)] += 1
-    has_metadata = native.FLAG_HAS_METADATA
-    steps = memoryview(batch["steps"]).cast("q").tolist()
-    tag_ids = memoryview(batch["tag_ids"]).cast("I").tolist()
-    forms = batch["value_kinds"]
-    flags = batch["flags"]
-    # (row, order within the row, tag id, value oneof, has metadata), in file order.
-    values: list[tuple[int, int, int, int, bool]] = [
-        (row, 0, tag_ids[row], forms[row], bool(flags[row] & has_metadata))
-        for row, count in enumerate(memoryview(batch["values"]).cast("I").tolist())
-        if count
-    ]
-    if batch["more_rows"]:
-        more = zip(
-            memoryview(batch["more_rows"]).cast("I").tolist(),
-            memoryview(batch["more_tag_ids"]).cast("I").tolist(),
-            batch["more_kinds"],
-            batch["more_flags"],
-            strict=True,
-        )
-        values.extend(
-            (row, k, tid, form, bool(flag & has_metadata)) for k, (row, tid, form, flag) in enumerate(more, 1)
-        )
-        values.sort()
+    for what, count in batch["whats"]:
+        kinds[_what_name(what)] += count
     tags = scan.tags
-    for row, _, tid, form, meta in values:
-        step = steps[row]
-        wall_time = wall_times[row]
-        name = names[tid]
+    for head, tail in batch["groups"]:
+        tag_id, count, first_step, first_wall_time, first_form, first_has_metadata, last_step = head
+        last_wall_time, min_step, max_step, backwards, repeated, metadata_form, backwards_at = tail
+        name = names[tag_id]
         ts = tags.get(name)
         if ts is None:
-            md = _metadata(metadata[tid]) if meta else None
-            tags[name] = TagStats(
-                name,
-                _kind(form, md.plugin_data.plugin_name if md is not None else ""),
-                _form_name(form),
-                count=1,
-                first_step=step,
-                last_step=step,
-                min_step=step,
-                max_step=step,
-                first_wall_time=wall_time,
-                last_wall_time=wall_time,
-                metadata=md,
-            )
-            continue
-        if ts.metadata is None and meta:
-            md = _metadata(metadata[tid])
-            ts.metadata = md
-            if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
-                ts.kind = _kind(form, md.plugin_data.plugin_name)
-        _observe(ts, step, wall_time, backwards_limit)
-
-
-def _fold_columns(
-    native: ModuleType,
-    scan: StreamScan,
-    stats: FileStats,
-    batch: dict[str, Any],
-    names: list[str],
-    metadata: dict[int, bytes],
-    backwards_limit: int | None,
-) -> None:
-    """:func:`_fold` with numpy: values grouped by tag, statistics per group."""
-    import numpy as np
-
-    whats = np.frombuffer(batch["whats"], np.uint8)
-    if not len(whats):
-        return
-    wall_times = np.frombuffer(batch["wall_times"], "<f8")
-    if stats.first_wall_time is None:
-        stats.first_wall_time = float(wall_times[0])
-    found, first = np.unique(whats, return_index=True)
-    counts = np.bincount(whats)
-    for what in found[np.argsort(first)].tolist():
-        scan.event_kinds[_what_name(what)] += int(counts[what])
-
-    # One observation per summary value, in file order: the first value of each record
-    # from the per-record columns, the others from the more_* columns.
-    has_metadata = native.FLAG_HAS_METADATA
-    rows = np.flatnonzero(np.frombuffer(batch["values"], "<u4"))
-    tag = np.frombuffer(batch["tag_ids"], "<u4")[rows]
-    form = np.frombuffer(batch["value_kinds"], np.uint8)[rows]
-    meta = (np.frombuffer(batch["flags"], np.uint8)[rows] & has_metadata) != 0
-    more_rows = np.frombuffer(batch["more_rows"], "<u4")
-    if len(more_rows):
-        rows = np.concatenate([rows, more_rows])
-        tag = np.concatenate([tag, np.frombuffer(batch["more_tag_ids"], "<u4")])
-        form = np.concatenate([form, np.frombuffer(batch["more_kinds"], np.uint8)])
-        meta = np.concatenate([meta, (np.frombuffer(batch["more_flags"], np.uint8) & has_metadata) != 0])
-        order = np.argsort(rows, kind="stable")
-        rows, tag, form, meta = rows[order], tag[order], form[order], meta[order]
-    n = len(rows)
-    if not n:
-        return
-    steps = np.frombuffer(batch["steps"], "<i8")[rows]
-    walls = wall_times[rows]
-
-    # Group by tag (stable: each group in file order), groups by first appearance.
-    order = np.argsort(tag.astype(np.uint16) if len(names) <= 0xFFFF else tag, kind="stable")
-    tag, form, meta, steps, walls = tag[order], form[order], meta[order], steps[order], walls[order]
-    starts = np.flatnonzero(np.concatenate([[True], tag[1:] != tag[:-1]]))
-    ends = np.append(starts[1:], n)
-    # Steps not above the previous step of the same tag; a group's first is compared below.
-    back = np.empty(n, dtype=bool)
-    back[0] = False
-    np.less_equal(steps[1:], steps[:-1], out=back[1:])
-    back[starts] = False
-    repeated = np.zeros(n, dtype=bool)
-    np.equal(steps[1:], steps[:-1], out=repeated[1:])
-    repeated[starts] = False
-    back_count = np.add.reduceat(back, starts).tolist()
-    repeated_count = np.add.reduceat(repeated, starts).tolist()
-    min_steps = np.minimum.reduceat(steps, starts).tolist()
-    max_steps = np.maximum.reduceat(steps, starts).tolist()
-    # Each group's first value with metadata (-1: none).
-    with_meta = np.flatnonzero(meta)
-    if len(with_meta):
-        k = np.searchsorted(with_meta, starts)
-        candidate = with_meta[np.minimum(k, len(with_meta) - 1)]
-        first_meta = np.where((k < len(with_meta)) & (candidate < ends), candidate, -1).tolist()
-    else:
-        first_meta = [-1] * len(starts)
-    last = ends - 1
-    groups = sorted(
-        map(
-            _Group._make,
-            zip(
-                tag[starts].tolist(),
-                starts.tolist(),
-                ends.tolist(),
-                order[starts].tolist(),
-                steps[starts].tolist(),
-                walls[starts].tolist(),
-                form[starts].tolist(),
-                meta[starts].tolist(),
-                steps[last].tolist(),
-                walls[last].tolist(),
-                back_count,
-                repeated_count,
-                min_steps,
-                max_steps,
-                first_meta,
-                strict=True,
-            ),
-        ),
-        key=lambda g: g.appears,
-    )
-    tags = scan.tags
-    for g in groups:
-        name = names[g.tag_id]
-        ts = tags.get(name)
-        if ts is None:
-            md = _metadata(metadata[g.tag_id]) if g.first_has_metadata else None
+            md = _metadata(metadata[tag_id]) if first_has_metadata else None
             ts = TagStats(
                 name,
-                _kind(g.first_form, md.plugin_data.plugin_name if md is not None else ""),
-                _form_name(g.first_form),
-                first_step=g.first_step,
-                last_step=g.first_step,
-                min_step=g.first_step,
-                max_step=g.first_step,
-                first_wall_time=g.first_wall_time,
-                last_wall_time=g.first_wall_time,
+                _kind(first_form, md.plugin_data.plugin_name if md is not None else ""),
+                _form_name(first_form),
+                first_step=first_step,
+                last_step=first_step,
+                min_step=first_step,
+                max_step=first_step,
+                first_wall_time=first_wall_time,
+                last_wall_time=first_wall_time,
                 metadata=md,
             )
             tags[name] = ts
             before = 0
         else:
             before = ts.count
-            if g.first_step <= ts.last_step:
+            if first_step <= ts.last_step:
                 ts.backwards_count += 1
-                ts.repeated += g.first_step == ts.last_step
+                ts.repeated += first_step == ts.last_step
                 if backwards_limit is None or len(ts.backwards) < backwards_limit:
-                    ts.backwards.append((before, ts.last_step, g.first_step))
-        if ts.metadata is None and g.metadata_at >= 0:
-            md = _metadata(metadata[g.tag_id])
+                    ts.backwards.append((before, ts.last_step, first_step))
+        if ts.metadata is None and metadata_form is not None:
+            md = _metadata(metadata[tag_id])
             ts.metadata = md
             if ts.kind in ("tensor", "scalar") and ts.form == "tensor":
-                ts.kind = _kind(int(form[g.metadata_at]), md.plugin_data.plugin_name)
-        if g.backwards:
-            ts.backwards_count += g.backwards
-            ts.repeated += g.repeated
+                ts.kind = _kind(metadata_form, md.plugin_data.plugin_name)
+        if backwards:
+            ts.backwards_count += backwards
+            ts.repeated += repeated
             room = None if backwards_limit is None else backwards_limit - len(ts.backwards)
             if room is None or room > 0:
-                at = np.flatnonzero(back[g.start : g.end])[:room]
-                group_steps = steps[g.start : g.end]
-                ts.backwards.extend(
-                    zip((at + before).tolist(), group_steps[at - 1].tolist(), group_steps[at].tolist(), strict=True)
-                )
-        ts.count = before + g.end - g.start
-        ts.min_step = min(ts.min_step, g.min_step)
-        ts.max_step = max(ts.max_step, g.max_step)
-        ts.last_step = g.last_step
-        ts.last_wall_time = g.last_wall_time
-
-
-class _Group(NamedTuple):
-    """One tag's values in a batch, and what they say.
-
-    They are positions ``start:end`` of the batch's values grouped by tag (in file order
-    within the group).
-    """
-
-    tag_id: int
-    start: int
-    end: int
-    appears: int  # position of the group's first value in file order
-    first_step: int
-    first_wall_time: float
-    first_form: int
-    first_has_metadata: bool
-    last_step: int
-    last_wall_time: float
-    backwards: int  # values after the first whose step is not above the previous one's
-    repeated: int  # ... equal to it
-    min_step: int
-    max_step: int
-    metadata_at: int  # grouped position of the first value with metadata, -1 if none
+                ts.backwards.extend((at + before, prev, step) for at, prev, step in backwards_at[:room])
+        ts.count = before + count
+        ts.min_step = min(ts.min_step, min_step)
+        ts.max_step = max(ts.max_step, max_step)
+        ts.last_step = last_step
+        ts.last_wall_time = last_wall_time
 
 
 def _metadata(raw: bytes) -> summary_pb2.SummaryMetadata:

@@ -421,3 +421,126 @@ pub fn rewrite<H: Host>(sources: Vec<Vec<FilePlan>>, extras: bool, fd: Option<Ra
     out.bytes = output.bytes;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tf_record::encode_record;
+
+    /// Event{wall_time, step, summary{value{tag, simple_value}}}, the peek's shape.
+    fn scalar(wall_time: f64, step: u8, tag: &[u8]) -> Vec<u8> {
+        let mut value = vec![0x0a, tag.len() as u8];
+        value.extend_from_slice(tag);
+        value.extend_from_slice(&[0x15, 0, 0, 0x80, 0x3f]);
+        let mut e = vec![0x09];
+        e.extend_from_slice(&wall_time.to_le_bytes());
+        e.extend_from_slice(&[0x10, step, 0x2a, value.len() as u8 + 2, 0x0a, value.len() as u8]);
+        e.extend(value);
+        e
+    }
+
+    fn write_file(dir: &std::path::Path, name: &str, records: &[Vec<u8>]) -> FilePlan {
+        let mut data = Vec::new();
+        for r in records {
+            encode_record(r, &mut data);
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, &data).unwrap();
+        FilePlan { path, limit: data.len() as u64, resync: false, check: false, expected: Vec::new() }
+    }
+
+    /// Sends every record to `slow` and writes it as is; marks tags as `fast` wants.
+    struct Recorder {
+        seen: Vec<(usize, f64, u8)>,
+        fast: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        fd: Option<RawFd>,
+    }
+
+    impl Host for Recorder {
+        type Error = ();
+        fn next_extra(&mut self) -> Result<Option<(f64, Vec<u8>)>, ()> {
+            Ok(None)
+        }
+        fn slow(&mut self, source: usize, data: &[u8], _offset: u64, _extras: u64) -> Result<Slow, ()> {
+            let p = wire::peek(data).unwrap();
+            self.seen.push((source, p.wall_time, p.step as u8));
+            Ok(Slow { data: Some(data.to_vec()), fast: std::mem::take(&mut self.fast), fd: self.fd.take() })
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tbrewrite-rewrite-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The merge order is CPython heapq.merge's on (wall_time, source, seq), NaN and
+    /// signed zeros included: `[(2, 1), (0, 1), (2, 2), (0, 2), (2, 3), (0, 3), (0, 4),
+    /// (1, 1), (1, 2), (1, 3)]` as printed by Python for these three streams, each NaN a
+    /// float object of its own as the engine's are (an identical object would compare
+    /// equal in a tuple).
+    #[test]
+    fn merge_order_is_heapq_merge() {
+        let dir = tempdir("order");
+        let nan = f64::NAN;
+        let a = write_file(&dir, "a", &[scalar(1.0, 1, b"a"), scalar(nan, 2, b"a"), scalar(2.0, 3, b"a"), scalar(2.0, 4, b"a")]);
+        let b = write_file(&dir, "b", &[scalar(2.0, 1, b"b"), scalar(0.5, 2, b"b"), scalar(-0.0, 3, b"b")]);
+        let c = write_file(&dir, "c", &[scalar(0.0, 1, b"c"), scalar(nan, 2, b"c"), scalar(1.0, 3, b"c")]);
+        let out = std::fs::File::create(dir.join("out")).unwrap();
+        let mut host = Recorder { seen: Vec::new(), fast: Vec::new(), fd: None };
+        use std::os::fd::AsRawFd;
+        rewrite(vec![vec![a], vec![b], vec![c]], false, Some(out.as_raw_fd()), &mut host).unwrap();
+        let order: Vec<(usize, u8)> = host.seen.iter().map(|&(s, _, step)| (s, step)).collect();
+        assert_eq!(order, vec![(2, 1), (0, 1), (2, 2), (0, 2), (2, 3), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// After the host puts a tag on the fast path, its records are copied or retagged
+    /// without the host; a record whose rest holds the tag's bytes still goes to the host.
+    #[test]
+    fn fast_path_copies_and_retags() {
+        let dir = tempdir("fast");
+        let records = vec![scalar(1.0, 1, b"loss"), scalar(2.0, 2, b"loss"), scalar(3.0, 3, b"loss")];
+        let f = write_file(&dir, "in", &records);
+        let out = std::fs::File::create(dir.join("out")).unwrap();
+        use std::os::fd::AsRawFd;
+        let mut host = Recorder { seen: Vec::new(), fast: vec![(b"loss".to_vec(), Some(b"train/loss".to_vec()))], fd: None };
+        let done = rewrite(vec![vec![f]], false, Some(out.as_raw_fd()), &mut host).unwrap();
+        assert_eq!(host.seen.len(), 1);
+        assert_eq!((done.renamed, done.records), (2, 3));
+        let written = std::fs::read(dir.join("out")).unwrap();
+        let mut expect = Vec::new();
+        encode_record(&records[0], &mut expect);
+        for r in &records[1..] {
+            encode_record(&wire::retag(r, &wire::peek(r).unwrap(), b"train/loss"), &mut expect);
+        }
+        assert_eq!(written, expect);
+        assert_eq!(done.bytes, expect.len() as u64);
+        match &done.files[0].end {
+            FileEnd::Finished { damage, last, .. } => {
+                assert!(damage.is_empty());
+                assert_eq!(last.records, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A periodic checkpoint that differs from the first pass's ends the file there.
+    #[test]
+    fn a_differing_checkpoint_stops_the_file() {
+        let dir = tempdir("changed");
+        let n = tf_record::CHECKPOINT_RECORDS as usize + 5;
+        let records: Vec<Vec<u8>> = (0..n).map(|i| scalar(i as f64, (i % 100) as u8, b"x")).collect();
+        let mut f = write_file(&dir, "in", &records);
+        f.expected = vec![Checkpoint { records: tf_record::CHECKPOINT_RECORDS, end: 1, digest: 2 }];
+        let out = std::fs::File::create(dir.join("out")).unwrap();
+        use std::os::fd::AsRawFd;
+        let mut host = Recorder { seen: Vec::new(), fast: vec![(b"x".to_vec(), None)], fd: None };
+        let done = rewrite(vec![vec![f]], false, Some(out.as_raw_fd()), &mut host).unwrap();
+        assert_eq!(done.files[0].end, FileEnd::Changed { verified: 0 });
+        assert_eq!(done.files[0].events, tf_record::CHECKPOINT_RECORDS);
+        assert_eq!(done.records, tf_record::CHECKPOINT_RECORDS);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

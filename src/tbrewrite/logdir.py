@@ -23,6 +23,7 @@ Every command finds its runs here, so they all agree on what a run is:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -140,6 +141,22 @@ def list_event_files(folder: str | os.PathLike[str]) -> list[Path]:
     except NotADirectoryError:
         return []
     return [folder / e.name for e in entries if is_event_file(e.name) and _kind(e) == stat.S_IFREG]
+
+
+def event_bytes(folder: str | os.PathLike[str], *, tree: bool = False) -> int:
+    """Return the size in bytes of the event files in ``folder`` (and below it, with ``tree``).
+
+    What a command's worker processes split the work by; a file that vanishes counts 0.
+
+    Raises:
+        OSError: a folder cannot be listed.
+    """
+    folders = [f.path for f in walk(folder)] if tree else [Path(folder)]
+    total = 0
+    for path in (p for f in folders for p in list_event_files(f)):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
 
 
 def _scandir(folder: Path) -> list[os.DirEntry[str]]:

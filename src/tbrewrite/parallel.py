@@ -83,6 +83,32 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+TASK_OVERHEAD_BYTES = 1 << 18
+"""What a task costs besides reading its input, counted as bytes of input (planning a run,
+opening its files: ~2 ms each with the native engine, while it reads ~100 MB/s)."""
+WORKER_MIN_BYTES = 32 << 20
+"""The input one worker must get to repay its start: a fresh interpreter importing tbrewrite
+takes ~0.3 s of CPU, what the native engine needs for ~30 MB of scalar log."""
+
+
+def worker_count(costs: Sequence[int], jobs: int) -> int:
+    """Return how many worker processes pay off for tasks of these sizes (1: none).
+
+    Workers pay off only when the work can be split (a run that holds nearly all of it
+    gains nothing from a second process) and there is enough of it for every worker to
+    repay its start.
+
+    Args:
+        costs: the input bytes of each task.
+        jobs: int >= 1. Processes at most.
+    """
+    if len(costs) <= 1 or jobs <= 1:
+        return 1
+    loads = [c + TASK_OVERHEAD_BYTES for c in costs]
+    total = sum(loads)
+    return max(1, min(jobs, len(loads), total // max(loads), total // WORKER_MIN_BYTES))
+
+
 def map_ordered(
     fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int, done: Callable[[int, Any], None]
 ) -> list[Any]:

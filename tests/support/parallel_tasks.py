@@ -26,6 +26,9 @@ class Task:
         partial: a file created when the task starts and removed if the task ends by any
             exception (``Terminated`` included), as ``OutputSet`` removes partial output.
         delay: seconds slept (the task's duration).
+        wait_for: a file the task then waits for (up to 30 s), e.g. another task's
+            ``started``: so a test does not depend on how fast workers start on a busy
+            machine.
         error: raised after the delay.
         kill: a signal the task then sends to its own process.
         special: ``"pid"`` returns the worker's pid; ``"unpicklable-error"`` raises
@@ -37,6 +40,7 @@ class Task:
     started: str | None = None
     partial: str | None = None
     delay: float = 0.0
+    wait_for: str | None = None
     error: BaseException | None = None
     kill: int | None = None
     special: str = ""
@@ -71,6 +75,9 @@ def run(task: Task) -> Any:
         Path(task.partial).write_text("partial output")
     try:
         time.sleep(task.delay)
+        deadline = time.monotonic() + 30
+        while task.wait_for is not None and not Path(task.wait_for).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         if task.error is not None:
             raise task.error
         if task.kill is not None:

@@ -152,3 +152,14 @@ def test_an_unreadable_folder_raises_naming_it(tmp_path: Path) -> None:
         assert e.value.filename == str(locked)
     finally:
         locked.chmod(0o700)
+
+
+def test_event_bytes_counts_event_files_only(tmp_path: Path) -> None:
+    from tbrewrite.logdir import event_bytes
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "events.out.tfevents.1.a").write_bytes(b"x" * 10)
+    (tmp_path / "train" / "events.out.tfevents.2.b").write_bytes(b"x" * 7)
+    (tmp_path / "notes.txt").write_bytes(b"x" * 100)
+    assert event_bytes(tmp_path) == 10
+    assert event_bytes(tmp_path, tree=True) == 17

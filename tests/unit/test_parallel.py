@@ -95,9 +95,10 @@ def test_failing_task_raises_its_error_and_stops_the_others(tmp_path: Path) -> N
     for attempt in range(3):
         partial = tmp_path / f"partial{attempt}"
         tasks = [Task(value=i, delay=0.02) for i in range(12)]
-        tasks[1] = Task(partial=str(partial), started=str(tmp_path / f"started{attempt}"), delay=60)
-        tasks[7] = Task(delay=0.05, error=InputError(f"run{attempt}: not a Keras log_dir"))
-        error = raises_within(5, InputError, lambda: map_ordered(run, tasks, 3, ignore))
+        started = str(tmp_path / f"started{attempt}")
+        tasks[1] = Task(partial=str(partial), started=started, delay=60)
+        tasks[7] = Task(delay=0.05, wait_for=started, error=InputError(f"run{attempt}: not a Keras log_dir"))
+        error = raises_within(35, InputError, lambda: map_ordered(run, tasks, 3, ignore))
         assert type(error) is InputError and str(error) == f"run{attempt}: not a Keras log_dir"
         assert "parallel_tasks.py" in str(error.__cause__)  # the worker's traceback
         # The long task was stopped (SIGTERM) and removed its partial output on the way out.
@@ -305,3 +306,16 @@ def test_ctrl_c_to_the_process_group_raises_keyboard_interrupt_in_the_parent_onl
     assert (result.returncode, result.stdout, result.stderr) == (130, "interrupted\n", "")
     assert took < 10
     assert_gone(workers, tmp_path)
+
+
+def test_worker_count_starts_only_workers_that_pay_off() -> None:
+    from tbrewrite.parallel import WORKER_MIN_BYTES, worker_count
+
+    mb = 1 << 20
+    assert worker_count([400 * mb], 8) == 1  # one task
+    assert worker_count([29 * mb, 60_000], 2) == 1  # one run holds nearly everything
+    assert worker_count([10 * mb, 10 * mb], 2) == 1  # too little to repay a start
+    assert worker_count([100 * mb] * 4, 2) == 2
+    assert worker_count([100 * mb] * 4, 1) == 1
+    assert worker_count([15_000] * 1000, 2) == 2  # many small runs: their overhead is the work
+    assert worker_count([WORKER_MIN_BYTES] * 3, 8) == 3

@@ -80,6 +80,7 @@ def convert_command(
                     resync=resync,
                     sidecars=sidecar or (),
                     jobs=jobs or default_jobs(),
+                    auto_jobs=jobs is None,
                     on_run=advance,
                 )
         else:

@@ -123,6 +123,7 @@ def rename_command(
                 dry_run=dry_run,
                 runs=runs or (),
                 jobs=default_jobs() if jobs is None else jobs,
+                auto_jobs=jobs is None,
                 allow_merge=allow_merge,
                 backup_dir=backup_dir,
                 force=force,

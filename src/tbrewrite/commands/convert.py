@@ -33,11 +33,11 @@ from tbrewrite.commands.convertplan import KEEP_LAST, RESTART_POLICIES, SPLIT, R
 from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, UsageError
 from tbrewrite.events.framing import Damage
-from tbrewrite.logdir import check_dir, list_event_files, walk
+from tbrewrite.logdir import check_dir, event_bytes, list_event_files, walk
 from tbrewrite.output.files import special_file
 from tbrewrite.output.swap import JOURNAL_NAME, LEFTOVER_PREFIXES
 from tbrewrite.output.transaction import Staged, Transaction, check_output_folder
-from tbrewrite.parallel import map_ordered
+from tbrewrite.parallel import map_ordered, worker_count
 from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping, discover_runs, split_sessions
 from tbrewrite.sidecars.place import SidecarReport
 from tbrewrite.sidecars.read import Sidecar, discover, read_sidecar
@@ -102,6 +102,7 @@ def convert(
     resync: bool = False,
     sidecars: Sequence[str | os.PathLike[str]] = (),
     jobs: int | None = None,
+    auto_jobs: bool = False,
     on_run: Callable[[RunReport], None] | None = None,
 ) -> ConvertReport:
     """Convert the Keras run (or tree of runs) at ``src`` into hierarchical runs at ``out``.
@@ -130,6 +131,10 @@ def convert(
         jobs: int or None. Runs converted at once, in worker processes (``spawn``: a
             script calling this with ``jobs > 1`` needs ``if __name__ == "__main__":``);
             default 1, in this process. The CLI defaults to every core.
+        auto_jobs: bool. Start fewer workers than ``jobs`` where they would not repay
+            their start (:func:`tbrewrite.parallel.worker_count`: one run holding nearly
+            all the input, or too little input); the CLI's default when ``--jobs`` is not
+            given.
         on_run: optional callback given each RunReport as soon as its run is written
             (in completion order with ``jobs > 1``).
 
@@ -165,6 +170,8 @@ def convert(
     ]
     report = ConvertReport()
     jobs = jobs or 1
+    if auto_jobs and len(tasks) > 1:
+        jobs = worker_count([event_bytes(t.run_dir, tree=True) for t in tasks], jobs)
     with Transaction(out) as outputs:
         if not dry_run and not out.exists():
             outputs.own(out)

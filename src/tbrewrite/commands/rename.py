@@ -31,7 +31,7 @@ from tbrewrite.engine.plan import Header, OutputPlan, SourcePlan, TagAction
 from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, OutputError, TagCollisionError, UsageError
 from tbrewrite.events.framing import Damage
-from tbrewrite.logdir import check_dir, is_event_file, walk
+from tbrewrite.logdir import check_dir, event_bytes, is_event_file, walk
 from tbrewrite.logdir import runs as run_folders
 from tbrewrite.output.files import copy_prefix, mirror_file, naming_output, special_file
 from tbrewrite.output.swap import (
@@ -45,7 +45,7 @@ from tbrewrite.output.swap import (
     staged_name,
 )
 from tbrewrite.output.transaction import Transaction, check_output_folder
-from tbrewrite.parallel import map_ordered
+from tbrewrite.parallel import map_ordered, worker_count
 from tbrewrite.rules import RuleSet
 from tbrewrite.storage import local_path
 
@@ -249,6 +249,7 @@ def rename(
     dry_run: bool = False,
     runs: Sequence[str] = (),
     jobs: int = 1,
+    auto_jobs: bool = False,
     allow_merge: bool = False,
     backup_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
@@ -276,6 +277,9 @@ def rename(
             guard its entry point with ``if __name__ == "__main__":``
             (:mod:`tbrewrite.parallel`). The CLI passes
             :func:`tbrewrite.parallel.default_jobs`.
+        auto_jobs: bool. Start fewer workers than ``jobs`` where they would not repay
+            their start (:func:`tbrewrite.parallel.worker_count`); the CLI's default when
+            ``--jobs`` is not given.
         allow_merge: bool. Let tags with overlapping steps merge onto one name.
         backup_dir: folder for the originals with ``in_place`` (default: a new sibling
             ``<logdir>.tbrewrite-backup-<n>``); never ``logdir`` or inside it.
@@ -331,6 +335,8 @@ def rename(
             raise InputError(f"{logdir}: no run matches --runs {' '.join(repr(g) for g in runs)}")
         raise InputError(f"{logdir}: no event files found (names containing 'tfevents')")
     tasks = [(rel, d, rules, resync) for rel, d in selected]
+    if auto_jobs:
+        jobs = worker_count([event_bytes(d) for _, d in selected], jobs)
     plans: list[RunPlan] = map_ordered(_plan_task, tasks, jobs, lambda i, p: progress("planned", p.run))
     refused = [c for p in plans for c in p.conflicts]
     if not allow_merge:

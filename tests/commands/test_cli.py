@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from support.logs import event_files
-from support.paths import CORPUS, FIXTURES, REPO
+from support.paths import CORPUS, FIXTURES, REPO, needs_corpus
 from tbrewrite.cli import app
 
 runner = CliRunner()
@@ -99,6 +99,7 @@ def test_bad_option_is_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@needs_corpus
 def test_damaged_input_converts_prefix_and_exits_3(tmp_path: Path) -> None:
     src = CORPUS / "eyenet" / "src" / "Graph"
     result = run("convert", src, tmp_path / "out")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from support.expect import assert_converted
 from support.logs import event_files, loader_values
-from support.paths import CORPUS, FIXTURES
+from support.paths import CORPUS, FIXTURES, needs_corpus
 from tbrewrite.cli import app
 from tbrewrite.commands.convert import convert
 from tbrewrite.producers.keras import TagMapping
@@ -46,8 +46,7 @@ CORPUS_TREES = {
     "Callbacks-in-Keras/notebooks": {
         "logs": "keras-flat",
         "log_dir": "keras-flat",
-        "graphs": "keras-split",
-        "graphs/test": "generic",
+        "graphs": "keras-split",  # train/ and test/: one run (issue 12 item 7)
     },
     "OCTTextureDetector/Train/logs/fit": dict.fromkeys(
         ("20220104-160116", "20220104-162100", "20220104-193303", "20220105-073828", "20220106-123415"), "keras-split"
@@ -65,6 +64,7 @@ CORPUS_TREES = {
 DAMAGED = {"eyenet/src/Graph", "Callbacks-in-Keras/notebooks"}
 
 
+@needs_corpus
 @pytest.mark.parametrize("tree", sorted(CORPUS_TREES))
 def test_every_keras_run_in_the_corpus(tree: str, tmp_path: Path) -> None:
     src = CORPUS / tree
@@ -77,6 +77,7 @@ def test_every_keras_run_in_the_corpus(tree: str, tmp_path: Path) -> None:
         assert_converted(src / rel, out / rel, layout)
 
 
+@needs_corpus
 def test_damaged_corpus_files_are_reported_with_offsets(tmp_path: Path) -> None:
     result = runner.invoke(app, ["convert", str(CORPUS / "Callbacks-in-Keras/notebooks"), str(tmp_path / "out")])
     assert result.exit_code == 3

@@ -37,7 +37,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from typer.testing import CliRunner
 
 from support.logs import event_files, loader_values
-from support.paths import CORPUS
+from support.paths import require_corpus
 from tbrewrite.cli import app
 from tbrewrite.commands.convert import convert
 from tbrewrite.commands.convertplan import plan_run, scan_run
@@ -341,7 +341,7 @@ def copy_alone(tmp_path: Path, corpus_file: str) -> Path:
     """Copy one corpus file into a run folder of its own (never into the repository)."""
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copyfile(CORPUS / corpus_file, src / Path(corpus_file).name)
+    shutil.copyfile(require_corpus() / corpus_file, src / Path(corpus_file).name)
     return src
 
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from support.logs import event_files
-from support.paths import CORPUS, FIXTURES
+from support.paths import CORPUS, FIXTURES, needs_corpus
 from tbrewrite.cli import app
 from tbrewrite.commands.export import read_scalars
 
@@ -40,7 +40,9 @@ def _key(value: float) -> object:
     return "nan" if math.isnan(value) else value  # the corpus holds real NaN losses
 
 
-@pytest.mark.parametrize("root", [FIXTURES / "keras3_run", FIXTURES / "tf1_flat_run", CORPUS])
+@pytest.mark.parametrize(
+    "root", [FIXTURES / "keras3_run", FIXTURES / "tf1_flat_run", pytest.param(CORPUS, marks=needs_corpus)]
+)
 def test_every_scalar_tensorboard_sees_is_exported(root: Path) -> None:
     frame = read_scalars(root)
     assert list(frame.columns) == ["run", "tag", "step", "wall_time", "value"]
@@ -49,6 +51,7 @@ def test_every_scalar_tensorboard_sees_is_exported(root: Path) -> None:
     assert got == loader_scalars(root)
 
 
+@needs_corpus
 def test_hparams_run_15000_batch_points_are_not_sampled() -> None:
     frame = read_scalars(CORPUS / "TensorBoard-Tutorial/archive/hparam_tuning")
     assert (frame.tag == "batch_loss").sum() == 15000  # EventAccumulator's default reservoir keeps 10000
@@ -65,6 +68,7 @@ def test_cli_export_writes_a_table(tmp_path: Path, suffix: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+@needs_corpus
 def test_export_damaged_exits_3_and_existing_out_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     result = runner.invoke(app, ["export", str(CORPUS / "eyenet/src/Graph"), str(out)])

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support import eventgen
+from support.paths import CORPUS, CORPUS_MISSING
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus"
 FIXTURES_DIR = REPO / "fixtures"
 DATA = REPO / "tests" / "data" / "same_bytes.json"
-CORPUS_SKIP = f"real corpus not found at {CORPUS} (corpus cases of tests/data/same_bytes.json not checked)"
+CORPUS_SKIP = CORPUS_MISSING
 
 CORPUS_PROJECTS = (
     "2231-Project",

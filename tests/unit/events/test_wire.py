@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
 from support.logs import event_files
-from support.paths import CORPUS, FIXTURES
+from support.paths import CORPUS, FIXTURES, needs_corpus
 from tbrewrite.events.framing import RecordReader
 from tbrewrite.events.wire import REST_AT, STEP, TAG, WALL_TIME, has_metadata, peek, retag
 
@@ -28,6 +28,7 @@ def check(data: bytes, new_tag: str = "renamed/tag") -> bool:
     return True
 
 
+@needs_corpus
 def test_every_common_record_of_the_corpus_and_fixtures() -> None:
     peeked = total = 0
     for path in event_files(CORPUS) + event_files(FIXTURES):

@@ -20,7 +20,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from typer.testing import CliRunner
 
 from support.logs import event_files, loader_events, loader_values
-from support.paths import CORPUS, REPO
+from support.paths import REPO, require_corpus
 from support.rename_rules import DROP, RULES_TOML, expected_tag
 from tbrewrite.cli import app
 from tbrewrite.commands.rename import WriteTask, rename, write_run_files
@@ -28,7 +28,7 @@ from tbrewrite.commands.renameplan import plan_run
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.writer import EventFileWriter
 from tbrewrite.logdir import list_event_files
-from tbrewrite.output.swap import JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
+from tbrewrite.output.swap import BACKUP_MARKER, JOURNAL_NAME, Swap, recover, staged_name, swap_steps, write_journal
 from tbrewrite.rules import build_rules
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def run_dirs(root: Path) -> list[Path]:
 @pytest.fixture()
 def corpus(tmp_path: Path) -> Path:
     logdir = tmp_path / "corpus"
-    shutil.copytree(CORPUS, logdir)
+    shutil.copytree(require_corpus(), logdir)
     return logdir
 
 
@@ -230,7 +230,8 @@ def test_in_place_swaps_and_backs_up_outside_logdir(corpus: Path, rules_file: Pa
     assert f"originals in {backup}" in result.stdout
     after = tree_hashes(corpus)
     assert sorted(after) == sorted(before)  # one set of event files per run, nothing else
-    backed_up = tree_hashes(backup)
+    assert not any("tfevents" in name for name in tree_hashes(backup))  # TensorBoard never loads one
+    backed_up = {k.replace(BACKUP_MARKER, "tfevents"): v for k, v in tree_hashes(backup).items()}
     assert backed_up and all(before[k] == v for k, v in backed_up.items())
     renamed = tree_hashes(reference)
     for name, digest in after.items():
@@ -419,6 +420,13 @@ def event_set(run_dir: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in list_event_files(run_dir)}
 
 
+def backup_set(folder: Path) -> dict[str, str]:
+    """The originals kept in a backup folder, by their original names: none is an event file."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+    assert not list_event_files(folder)
+    return {p.name.replace(BACKUP_MARKER, "tfevents"): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
 def stage(run_dir: Path) -> list[str]:
     """Write the new version of every event file of ``run_dir`` under its staged name."""
     plan = plan_run(".", run_dir, build_rules([r"^epoch_loss$=train/loss"]))
@@ -463,7 +471,7 @@ def test_swap_interrupted_at_every_step_recovers_wholly_new(tmp_path: Path, back
         recovered = recover(logdir)
         assert recovered == ([] if finished else ["run: finished an interrupted swap of 3 file(s)"])
         assert sorted(p.name for p in run_dir.iterdir()) == names
-        assert event_set(backup) == old
+        assert backup_set(backup) == old
         state = event_set(run_dir)
         new = new or state
         assert state == new and all(new[n] != old[n] for n in names)
@@ -471,9 +479,9 @@ def test_swap_interrupted_at_every_step_recovers_wholly_new(tmp_path: Path, back
         if finished:
             break
         crash_after += 1
-    # Per file a backup (or a copy and a removal across file systems) and a publication,
-    # then the journal's removal.
-    assert crash_after == (7 if backup_root == "beside" else 10)
+    # Per file a backup (a hard link, or a copy across file systems) and a removal, then per
+    # file a publication, then the journal's removal.
+    assert crash_after == 10
 
 
 def cli_process(*args: object) -> subprocess.Popen:
@@ -530,7 +538,7 @@ def test_sigkill_mid_rename_leaves_every_run_wholly_old_or_new(tmp_path: Path) -
             state = event_set(logdir / name)
             assert state in (old[name], new[name]), name
             if state == new[name]:
-                assert event_set(backup / name) == old[name]
+                assert backup_set(backup / name) == old[name]
 
     # While staging (two worker processes): nothing was swapped yet.
     logdir = tmp_path / "staging"
@@ -571,7 +579,7 @@ def test_pending_journal_refused_by_out_and_finished_by_recover(tmp_path: Path) 
     result = run("rename", logdir, "--recover")
     assert result.exit_code == 0, result.output
     assert result.stdout == "recovered run: finished an interrupted swap of 2 file(s)\n1 folder(s) repaired\n"
-    assert event_set(backup) == old and sorted(event_set(logdir / "run")) == sorted(old)
+    assert backup_set(backup) == old and sorted(event_set(logdir / "run")) == sorted(old)
 
 
 def test_cli_rename_has_help_and_never_imports_tensorflow(tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ def test_merge_into_a_converted_run_out_and_in_place(tmp_path: Path) -> None:
     result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--in-place"])
     assert result.exit_code == 0, result.output
     backup = tmp_path / "run.tbrewrite-backup"
-    assert {p.name: p.read_bytes() for p in backup.iterdir()} == originals
+    assert {p.name.replace("tbrewrite-backup", "tfevents"): p.read_bytes() for p in backup.iterdir()} == originals
+    assert not event_files(backup)  # TensorBoard, pointed at tmp_path, never loads the originals again
     assert len(event_files(tmp_path / "run")) == 1
     assert points(tmp_path / "run", "train/momentum") == points(tmp_path / "merged", "train/momentum")
 

@@ -9,8 +9,9 @@ import typer
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.cli.convert import print_sidecars
-from tbrewrite.commands.merge import merge, recover_interrupted
+from tbrewrite.commands.merge import merge
 from tbrewrite.errors import UsageError
+from tbrewrite.output.swap import recover_interrupted
 from tbrewrite.producers.keras import TagMapping
 
 
@@ -51,7 +52,7 @@ def merge_command(
         with errors_to_exit():
             if sidecar or dst is not None or in_place:
                 raise UsageError("--recover takes no --sidecar, --out or --in-place")
-            lines = recover_interrupted(run)
+            lines = recover_interrupted(run, "RUN")
         for line in lines:
             out.print(f"recovered {line}", markup=False)
         out.print(f"{len(lines)} folder(s) repaired" if lines else "nothing to recover", markup=False)

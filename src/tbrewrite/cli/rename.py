@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.rename import RenameReport, discover, recover_interrupted, rename
+from tbrewrite.commands.rename import RenameReport, discover, rename
+from tbrewrite.output.swap import recover_interrupted
 from tbrewrite.parallel import default_jobs
 from tbrewrite.rules import build_rules
 
@@ -89,7 +90,7 @@ def rename_command(
         if rule or rules_file or drop or out_dir or in_place or dry_run:
             raise _usage("--recover takes no rules and no --out/--in-place/--dry-run")
         with errors_to_exit():
-            lines = recover_interrupted(logdir)
+            lines = recover_interrupted(logdir, "LOGDIR")
         for line in lines:
             out.print(f"recovered {line}", markup=False)
         out.print(f"{len(lines)} folder(s) repaired" if lines else "nothing to recover", markup=False)

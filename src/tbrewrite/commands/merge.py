@@ -22,7 +22,7 @@ from tbrewrite.commands.convertplan import plan_run, scan_run
 from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, OutputError, UsageError
 from tbrewrite.logdir import check_dir, list_event_files
-from tbrewrite.output.swap import JOURNAL_NAME, Swap, commit, pending_journals, recover, staged_name
+from tbrewrite.output.swap import JOURNAL_NAME, Swap, commit, pending_journals, staged_name
 from tbrewrite.output.transaction import Transaction, check_output_folder
 from tbrewrite.producers.keras import TagMapping, is_split_run
 from tbrewrite.sidecars.read import read_sidecar
@@ -141,28 +141,10 @@ def merge(
         return report
     swap = Swap(run, backup.resolve(), tuple(f.name for f in files), ((published.name, plan.out_name),))
     try:
-        commit(swap)
+        commit([swap])
     except OSError as e:
         raise OutputError(
             f"{run}: swap failed part-way ({e.strerror or e}); run 'tbrewrite merge {run} --recover' to finish it"
         ) from None
-    except BaseException:
-        recover(run)
-        raise
     report.output = run / plan.out_name
     return report
-
-
-def recover_interrupted(run: str | os.PathLike[str]) -> list[str]:
-    """Finish an in-place merge interrupted in ``run`` (see :mod:`tbrewrite.output.swap`).
-
-    Returns:
-        list of str, one line per folder repaired.
-
-    Raises:
-        InputError: ``run`` is not a folder, or a journal is unreadable.
-        OSError: a move failed.
-    """
-    run = Path(run)
-    check_dir(run, "RUN")
-    return recover(run)

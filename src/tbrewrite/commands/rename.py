@@ -354,21 +354,6 @@ def rename(
     return report
 
 
-def recover_interrupted(logdir: str | os.PathLike[str]) -> list[str]:
-    """Finish every in-place rename interrupted under ``logdir`` (see :mod:`tbrewrite.output.swap`).
-
-    Returns:
-        list of str, one line per folder repaired.
-
-    Raises:
-        InputError: ``logdir`` is not a folder, or a journal is unreadable.
-        OSError: a move failed.
-    """
-    logdir = Path(logdir)
-    check_dir(logdir, "LOGDIR")
-    return recover(logdir)
-
-
 def _check_out(logdir: Path, out: Path, force: bool) -> None:
     check_output_folder(logdir, out, force=force, src_label="LOGDIR", out_label="--out")
 
@@ -448,13 +433,14 @@ def _write_in_place(
     resync: bool,
     progress: Callable[[str, str], None],
 ) -> Path | None:
-    """Stage every changed run's new files, then swap them in run by run.
+    """Stage every changed run's new files, back up every original, then swap run by run.
 
     Returns the backup folder, or None if no file changed.
 
     Raises:
-        OutputError: a backup target already exists, or a swap failed part-way (its
-            journal stays; ``--recover`` finishes it).
+        OutputError: a backup already exists or could not be written (a full disk):
+            every run is unchanged (:func:`tbrewrite.output.swap.commit`); or a swap
+            failed after the backups (its journal stays; ``--recover`` finishes it).
     """
     runs = [r for r in report.runs if r.plan.changes]
     for run in report.runs:
@@ -473,27 +459,15 @@ def _write_in_place(
             run.replaced = [f.name for f in files if f.output is not None]
             if run.replaced:
                 swaps.append(Swap.replacing(run.plan.run_dir, backup / run.plan.run, tuple(run.replaced)))
-        for swap in swaps:
-            for name in swap.names:
-                if (swap.backup_dir / name).exists():
-                    raise OutputError(f"{swap.backup_dir / name}: backup already exists; choose another --backup-dir")
     except BaseException:
         for run in runs:
             discard_staged(run.plan.run_dir, staged[id(run)])
         raise
-    for k, swap in enumerate(swaps):
-        try:
-            commit(swap)
-        except OSError as e:
-            for later in swaps[k + 1 :]:
-                discard_staged(later.run_dir, list(later.names))
-            raise OutputError(
-                f"{swap.run_dir}: swap failed part-way ({e.strerror or e}); "
-                f"run 'tbrewrite rename {logdir} --recover' to finish it"
-            ) from None
-        except BaseException:
-            recover(swap.run_dir)
-            for later in swaps[k + 1 :]:
-                discard_staged(later.run_dir, list(later.names))
-            raise
+    try:
+        commit(swaps)
+    except OSError as e:
+        raise OutputError(
+            f"{e.filename or logdir}: swap failed part-way ({e.strerror or e}); "
+            f"run 'tbrewrite rename {logdir} --recover' to finish it"
+        ) from None
     return backup if swaps else None

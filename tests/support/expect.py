@@ -16,6 +16,16 @@ from support.logs import event_files, loader_events, loader_values
 from support.tfrecord import read_frames
 
 LR = ("lr", "learning_rate", "epoch_lr", "epoch_learning_rate")
+EVALUATION: dict[str, str | None] = {
+    "validation": None,
+    "val": None,
+    "valid": None,
+    "eval": "eval",
+    "evaluation": "eval",
+    "test": "test",
+    "testing": "test",
+}
+"""Evaluation folders of a Keras log_dir beside ``train/`` and their split (None: the val split)."""
 
 
 def expected_tag(layout: str, source: str, tag: str, scalar: bool, train: str = "train", val: str = "val") -> str:
@@ -38,11 +48,12 @@ def expected_tag(layout: str, source: str, tag: str, scalar: bool, train: str = 
             return f"{train}/{tag[6:]}"
         if tag.startswith("batch_"):
             return f"{train}/{tag}"
-    if source == "validation":
+    if source in EVALUATION:
+        split = EVALUATION[source] or val
         if tag.startswith("epoch_"):
-            return f"{val}/{tag[6:]}"
+            return f"{split}/{tag[6:]}"
         if tag.startswith("evaluation_") and tag.endswith("_vs_iterations"):
-            return f"{val}/{tag[len('evaluation_') :]}"
+            return f"{split}/{tag[len('evaluation_') :]}"
     return tag
 
 
@@ -63,7 +74,10 @@ def source_files(run_dir: Path) -> dict[str, list[Path]]:
     def direct(d: Path) -> list[Path]:
         return [p for p in event_files(d) if p.parent == d]
 
-    return {"": direct(run_dir), "train": direct(run_dir / "train"), "validation": direct(run_dir / "validation")}
+    sources = {"": direct(run_dir), "train": direct(run_dir / "train"), "validation": direct(run_dir / "validation")}
+    if sources["train"] or sources["validation"]:
+        sources.update((d, direct(run_dir / d)) for d in sorted(EVALUATION) if d != "validation")
+    return sources
 
 
 def expected_values(run_dir: Path, layout: str) -> Counter:

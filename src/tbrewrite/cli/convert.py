@@ -12,7 +12,7 @@ from rich.table import Table
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.commands.convert import ConvertReport, RunReport, convert
 from tbrewrite.parallel import default_jobs
-from tbrewrite.producers.keras import TagMapping, discover_runs
+from tbrewrite.producers.keras import TagMapping, discover_runs, parse_split
 
 
 @app.command("convert")
@@ -26,6 +26,17 @@ def convert_command(
     pattern: Annotated[
         str, typer.Option("--pattern", help="Tag pattern: '{split}/{metric}' or '{metric}/{split}'.")
     ] = "{split}/{metric}",
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split",
+            metavar="NAME=SPLIT",
+            help=(
+                "The folder NAME beside train/ holds split SPLIT (repeatable), e.g. holdout=test; "
+                "validation/, val/, eval/, evaluation/, test/ are known without it."
+            ),
+        ),
+    ] = None,
     restarts: Annotated[
         str, typer.Option("--restarts", help="Several event files in a run: keep | keep-last | split.")
     ] = "keep",
@@ -53,8 +64,8 @@ def convert_command(
     Example: tbrewrite convert logs/fit/20240101-120000 converted/run1
     """
     with errors_to_exit():
-        mapping = TagMapping(train_name, val_name, pattern)
-        total = len(discover_runs(src)) if src.is_dir() else 0
+        mapping = TagMapping(train_name, val_name, pattern, tuple(parse_split(s) for s in split or ()))
+        total = len(discover_runs(src, mapping)) if src.is_dir() else 0
         many = total > 1
         if many and not dry_run:
             with Progress(

@@ -38,7 +38,7 @@ from tbrewrite.output.files import special_file
 from tbrewrite.output.swap import JOURNAL_NAME, LEFTOVER_PREFIXES
 from tbrewrite.output.transaction import Staged, Transaction, check_output_folder
 from tbrewrite.parallel import map_ordered, worker_count
-from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping, discover_runs, split_sessions
+from tbrewrite.producers.keras import TagMapping, discover_runs, split_sessions, split_sources
 from tbrewrite.sidecars.place import SidecarReport
 from tbrewrite.sidecars.read import Sidecar, discover, read_sidecar
 from tbrewrite.storage import local_path
@@ -158,7 +158,7 @@ def convert(
         raise UsageError(f"--jobs must be at least 1; got {jobs}")
     check_dir(src)
     check_output_folder(src, out, force=force, src_label="SRC", out_label="OUT")
-    runs = discover_runs(src)
+    runs = discover_runs(src, mapping)
     if not runs:
         raise InputError(f"{src}: no event files found (names containing 'tfevents')")
     if sidecars and len(runs) > 1:
@@ -255,19 +255,20 @@ def _convert_run(task: _Task, outputs: Transaction) -> list[RunReport]:
     return reports
 
 
-def _other_files(run_dir: Path) -> Iterator[tuple[Path, str]]:
+def _other_files(run_dir: Path, mapping: TagMapping) -> Iterator[tuple[Path, str]]:
     """Yield ``(file, path relative to run_dir)`` of every file of the run but event files.
 
     These are projector configs and embeddings, profiler data, placeholders, anything.
 
-    The run's own folders are walked (its ``train/`` and ``validation/`` too); a folder
+    The run's own folders are walked (its ``train/``, ``validation/``, ... too); a folder
     below that holds event files of another run is that run's, with everything under it.
     """
+    own = {".", *split_sources(run_dir, mapping)}
     others: list[str] = []
     for folder in walk(run_dir):
         if folder.rel != "." and any(folder.rel == o or folder.rel.startswith(o + "/") for o in others):
             continue
-        if folder.rel not in (".", TRAIN_DIR, VALIDATION_DIR) and folder.is_run:
+        if folder.rel not in own and folder.is_run:
             others.append(folder.rel)
             continue
         prefix = "" if folder.rel == "." else folder.rel + "/"
@@ -285,7 +286,7 @@ def _carry_other_files(task: _Task, outputs: Transaction, merged: set[str]) -> l
     """
     copied = 0
     notes = []
-    for src, rel in _other_files(task.run_dir):
+    for src, rel in _other_files(task.run_dir, task.mapping):
         if os.path.realpath(src) in merged:
             continue  # a sidecar merged into the event file
         kind = special_file(src)
@@ -336,7 +337,7 @@ def _plans(task: _Task, sidecars: tuple[Sidecar, ...]) -> Iterator[RunPlan]:
         )
         return
     sub = task.rel if task.rel != "." else ""
-    for name, files in split_sessions(task.run_dir):
+    for name, files in split_sessions(task.run_dir, task.mapping):
         scan = scan_run(str(Path(sub) / name), task.run_dir, task.mapping, resync=task.resync, files=files)
         yield plan_run(scan, task.out_dir / name, resync=task.resync, mapping=task.mapping)
 

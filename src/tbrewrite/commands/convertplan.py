@@ -21,7 +21,7 @@ from tbrewrite.events.framing import Damage
 from tbrewrite.events.writer import output_file_name
 from tbrewrite.logdir import list_event_files
 from tbrewrite.producers import Producer, detect
-from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping
+from tbrewrite.producers.keras import TagMapping, split_sources
 from tbrewrite.sidecars.place import MergePlan, plan_merge
 from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
 
@@ -33,10 +33,11 @@ RESTART_POLICIES = (KEEP, KEEP_LAST, SPLIT)
 
 @dataclass(frozen=True)
 class Source:
-    """One input stream of a run: the run folder itself, ``train/`` or ``validation/``.
+    """One input stream of a run: the run folder itself, ``train/``, ``validation/``, ``test/``, ...
 
     Attributes:
-        name: str. ``"train"``, ``"validation"``, or ``""`` for the run folder itself.
+        name: str. A split folder's name (``"train"``, ``"validation"``, ``"test"``, ...),
+            or ``""`` for the run folder itself.
         files: tuple of Path, in TensorBoard's order.
     """
 
@@ -191,18 +192,16 @@ def scan_run(
         mapping: TagMapping, or None to keep every tag's name (``merge``).
         resync: bool. Read past damage.
         files: optional mapping source name -> files, to plan a subset (restart split);
-            default the run folder's, ``train/``'s and ``validation/``'s event files.
+            default the run folder's and its split folders' event files
+            (:func:`tbrewrite.producers.keras.split_sources`).
         keep_last: bool. Record every step that goes back (``--restarts keep-last``).
 
     Raises:
         OSError: if a file cannot be read.
     """
     if files is None:
-        files = {
-            "": list_event_files(src_dir),
-            TRAIN_DIR: list_event_files(src_dir / TRAIN_DIR),
-            VALIDATION_DIR: list_event_files(src_dir / VALIDATION_DIR),
-        }
+        files = {"": list_event_files(src_dir)}
+        files.update((d, list_event_files(src_dir / d)) for d in split_sources(src_dir, mapping))
     sources = tuple(Source(name, tuple(paths)) for name, paths in files.items() if paths)
     # Only --restarts keep-last needs every backwards step; reporting needs the first.
     limit = None if keep_last else 1
@@ -268,9 +267,9 @@ def _assign_tags(
     """Map every source tag to a unique output tag.
 
     Scalars get the producer's mapping; all other tags keep their name. Tags that keep
-    their name claim it first, in source order (run folder, train, validation); a later
-    claim on a taken name -- e.g. the ``keras`` model config in both train and
-    validation -- is prefixed with its split name (``val/keras``).
+    their name claim it first, in source order (run folder, train, validation, others);
+    a later claim on a taken name -- e.g. the ``keras`` model config in both train and
+    validation -- is prefixed with its split name (``val/keras``, ``test/keras``).
     """
     proposals = []
     for i, (source, scan) in enumerate(zip(sources, scans, strict=False)):
@@ -283,10 +282,9 @@ def _assign_tags(
     taken: set[str] = set()
     result: list[dict[str, str]] = [{} for _ in sources]
     names = mapping or TagMapping()
-    split = {TRAIN_DIR: names.train_name, VALIDATION_DIR: names.val_name}
     for _, i, tag, out in proposals:
         if out in taken:
-            base = f"{split.get(sources[i].name, 'run')}/{tag}"
+            base = f"{names.split_name(sources[i].name) or 'run'}/{tag}"
             out, n = base, 2
             while out in taken:
                 out, n = f"{base}_{n}", n + 1

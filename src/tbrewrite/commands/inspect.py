@@ -15,8 +15,8 @@ Choices, each written down in the README:
   records and damage are reported, but their events are not counted in the run's tags or
   events. A directory holding only such placeholders is still listed (its run has
   ``tensorboard_run: false``), so every file named like an event file is accounted for.
-* **Layout.** A ``train/`` or ``validation/`` run of a Keras ``log_dir`` (a folder with
-  event files in ``train/`` or ``validation/``, :func:`tbrewrite.producers.keras.is_split_run`)
+* **Layout.** A split run of a Keras ``log_dir`` (``train/``, ``validation/``, and
+  ``test/``, ``eval/``, ... beside them: :func:`tbrewrite.producers.keras.split_sources`)
   reports the layout of that ``log_dir``: ``keras-split``, with ``log_dir`` and
   ``split`` naming it -- even when the ``log_dir`` is above PATH, since the layout is a
   fact about where the run came from. The ``log_dir`` folder's own files (e.g. an hparams
@@ -47,9 +47,9 @@ from tbrewrite.producers.keras import (
     TF49109_PARTIAL_WARNING,
     TF49109_WARNING,
     TRAIN_DIR,
-    VALIDATION_DIR,
     is_flat_keras,
     is_split_run,
+    split_sources,
     tf49109_warnings,
 )
 from tbrewrite.storage import local_path
@@ -113,8 +113,9 @@ class InspectedRun:
         layout: str. ``keras-split``, ``keras-flat`` or ``generic``.
         log_dir: str or None. For ``keras-split``, the Keras ``log_dir`` relative to
             PATH (may be ``".."`` when PATH is a ``train/`` folder); else None.
-        split: str or None. For ``keras-split``: ``"train"``, ``"validation"`` or ``""``
-            (the ``log_dir`` folder itself); else None.
+        split: str or None. For ``keras-split``: the split folder (``"train"``,
+            ``"validation"``, ``"test"``, ...) or ``""`` (the ``log_dir`` folder itself);
+            else None.
         files: list of InspectedFile, in TensorBoard's (lexicographic) order.
         scan: StreamScan of the loaded files, read in order as one stream.
         warnings: list of str.
@@ -279,7 +280,7 @@ def _inspect_run(run: str, run_dir: Path, files: list[Path], base: Path, resync:
 
 def _layout(run_dir: Path, scan: StreamScan) -> tuple[str, Path | None, str | None]:
     """Return ``(layout, Keras log_dir, split)`` of a run folder (see the module doc)."""
-    if run_dir.name in (TRAIN_DIR, VALIDATION_DIR) and is_split_run(run_dir.parent):
+    if run_dir.name in split_sources(run_dir.parent):
         return KERAS_SPLIT, run_dir.parent, run_dir.name
     if is_split_run(run_dir):
         return KERAS_SPLIT, run_dir, ""

@@ -280,7 +280,8 @@ pub fn scan<S: Source>(src: S, resync: bool) -> io::Result<Scan> {
 /// The scalars of one run, as Python `commands.export.iter_scalars` reads them: every
 /// value of every summary event of the files in order, whose tag's plugin (the
 /// `plugin_name` of the tag's first value in the run, `""` if that value has no metadata)
-/// is `""` or `"scalars"` and whose value is a scalar by `scalar_value`.
+/// is `""` or `"scalars"` and whose value is a scalar by `scalar_number` (its `DataType`
+/// code in `dtypes`).
 #[derive(Debug, Default)]
 pub struct Scalars {
     pub tags: Vec<Vec<u8>>,
@@ -291,6 +292,7 @@ pub struct Scalars {
     pub steps: Vec<i64>,
     pub wall_times: Vec<f64>,
     pub values: Vec<f64>,
+    pub dtypes: Vec<u8>,
     /// Per file: its damage (as [`scan`] reports it).
     pub damage: Vec<Vec<Damage>>,
     recent: [u32; 2],
@@ -368,6 +370,7 @@ impl Scalars {
                     self.steps.push(info.step);
                     self.wall_times.push(info.wall_time);
                     self.values.push(x);
+                    self.dtypes.push(v.dtype);
                 }
             }
         }
@@ -410,6 +413,7 @@ impl Scalars {
         self.steps.clear();
         self.wall_times.clear();
         self.values.clear();
+        self.dtypes.clear();
     }
 }
 

@@ -296,6 +296,7 @@ fn read_scalars<'py>(py: Python<'py>, paths: Vec<PathBuf>, resync: bool) -> PyRe
     d.set_item("steps", le_bytes(py, &s.steps, i64::to_le_bytes))?;
     d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
     d.set_item("values", le_bytes(py, &s.values, f64::to_le_bytes))?;
+    d.set_item("dtypes", le_bytes(py, &s.dtypes, u8::to_le_bytes))?;
     let damage = PyList::empty(py);
     for file in &s.damage {
         let list = PyList::empty(py);
@@ -380,6 +381,7 @@ impl ScalarReader {
         d.set_item("steps", le_bytes(py, &s.steps, i64::to_le_bytes))?;
         d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
         d.set_item("values", le_bytes(py, &s.values, f64::to_le_bytes))?;
+    d.set_item("dtypes", le_bytes(py, &s.dtypes, u8::to_le_bytes))?;
         let damage = PyList::empty(py);
         for file in &s.damage[self.damage_sent..] {
             let list = PyList::empty(py);

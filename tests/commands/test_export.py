@@ -45,7 +45,7 @@ def _key(value: float) -> object:
 )
 def test_every_scalar_tensorboard_sees_is_exported(root: Path) -> None:
     frame = read_scalars(root)
-    assert list(frame.columns) == ["run", "tag", "step", "wall_time", "value"]
+    assert list(frame.columns) == ["run", "tag", "step", "wall_time", "value", "dtype"]
     assert str(frame.step.dtype) == "int64"
     got = Counter((*row[:4], _key(row[4])) for row in frame.itertuples(index=False, name=None))
     assert got == loader_scalars(root)

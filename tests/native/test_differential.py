@@ -495,9 +495,10 @@ def _export_loop(run: str, files: list[Path], damage: list):
                     plugins[value.tag] = plugin
                 if plugin not in ("", "scalars"):
                     continue
-                number = scalar_value(value)
+                number = _find("scalar_number", "tbrewrite.events.summary")(value)
                 if number is not None:
-                    yield run, value.tag, event.step, event.wall_time, number
+                    names = _find("DTYPE_NAMES", "tbrewrite.commands.export")
+                    yield run, value.tag, event.step, event.wall_time, number[0], names[number[1]]
         damage.extend(reader.damage)
 
 
@@ -505,18 +506,19 @@ def _python_scalars(root: Path) -> tuple[dict[str, list[tuple]], list[tuple]]:
     damage: list = []
     try:
         iter_scalars = _find("iter_scalars", "tbrewrite.commands.export", "tbrewrite.export")
-        points = ((r.run, r.tag, r.step, r.wall_time, r.value) for r in iter_scalars(root, damage=damage))
+        points = ((r.run, r.tag, r.step, r.wall_time, r.value, r.dtype) for r in iter_scalars(root, damage=damage))
     except ImportError:
         points = (p for run, files in _runs(root) for p in _export_loop(run, files, damage))
     rows: dict[str, list[tuple]] = {}
-    for run, tag, step, wall_time, value in points:
-        rows.setdefault(run, []).append((tag, step, _bits(wall_time), _bits(value)))
+    for run, tag, step, wall_time, value, dtype in points:
+        rows.setdefault(run, []).append((tag, step, _bits(wall_time), _bits(value), dtype))
     return rows, [(d.path, d.kind, d.offset, d.records_before, d.detail, d.resumed_at) for d in damage]
 
 
 def _native_scalars(root: Path) -> tuple[dict[str, list[tuple]], list[tuple]]:
     import numpy as np
 
+    names = _find("DTYPE_NAMES", "tbrewrite.commands.export")
     rows: dict[str, list[tuple]] = {}
     damage = []
     for run, files in _runs(root):
@@ -525,10 +527,11 @@ def _native_scalars(root: Path) -> tuple[dict[str, list[tuple]], list[tuple]]:
         steps = np.frombuffer(got["steps"], "<i8").tolist()
         wall_times = np.frombuffer(got["wall_times"], "<f8").tolist()
         values = np.frombuffer(got["values"], "<f8").tolist()
+        dtypes = np.frombuffer(got["dtypes"], "<u1").tolist()
         if tag_ids:
             rows[run] = [
-                (got["tags"][t], s, _bits(w), _bits(v))
-                for t, s, w, v in zip(tag_ids, steps, wall_times, values, strict=True)
+                (got["tags"][t], s, _bits(w), _bits(v), names[d])
+                for t, s, w, v, d in zip(tag_ids, steps, wall_times, values, dtypes, strict=True)
             ]
         for f, file_damage in zip(files, got["damage"], strict=True):
             damage.extend((str(f), *d) for d in file_damage)

@@ -112,9 +112,29 @@ def _meta(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMetadata:
 
 
 def _tensor_value(tag: str, x: float, meta: summary_pb2.SummaryMetadata | None = None) -> summary_pb2.Summary.Value:
+    """A rank-0 tensor of ``x``: mostly float32 content, else another scalar dtype TensorBoard
+    plots, in its typed field or its content (picked from ``x``, so no random draw is added)."""
     v = summary_pb2.Summary.Value(tag=tag)
-    v.tensor.dtype = 1
-    v.tensor.tensor_content = struct.pack("<f", x)
+    pick = int(x * 997) % 10
+    t = v.tensor
+    if pick <= 3:
+        t.dtype, t.tensor_content = 1, struct.pack("<f", x)
+    elif pick == 4:
+        t.dtype = 2
+        t.double_val.append(x)
+    elif pick == 5:
+        t.dtype = 9
+        t.int64_val.append(int(x * 2**62) - 2**61)
+    elif pick == 6:
+        t.dtype, t.tensor_content = 3, struct.pack("<i", int(x * 1e9) - 500_000_000)
+    elif pick == 7:
+        t.dtype = 19
+        t.half_val.append(int(x * 65536))
+    elif pick == 8:
+        t.dtype = 10
+        t.bool_val.append(x < 0.5)
+    else:
+        t.dtype, t.tensor_content = 23, struct.pack("<Q", int(x * 2**64))
     if meta is not None:
         v.metadata.CopyFrom(meta)
     return v
@@ -325,8 +345,8 @@ def assert_same_export(root: Path, monkeypatch: pytest.MonkeyPatch, out: Path) -
     pd.testing.assert_frame_equal(got[0], want[0], check_exact=True)
     assert list(got[0].dtypes) == list(want[0].dtypes)
     # Rows bit for bit (NaN included), with Python types.
-    assert [(r.run, r.tag, r.step, struct.pack("<dd", r.wall_time, r.value)) for r in got[1]] == [
-        (r.run, r.tag, r.step, struct.pack("<dd", r.wall_time, r.value)) for r in want[1]
+    assert [(r.run, r.tag, r.step, struct.pack("<dd", r.wall_time, r.value), r.dtype) for r in got[1]] == [
+        (r.run, r.tag, r.step, struct.pack("<dd", r.wall_time, r.value), r.dtype) for r in want[1]
     ]
     assert {type(x) for r in got[1] for x in dataclasses.astuple(r)} <= {str, int, float}
     assert got[2] == want[2], root

@@ -18,7 +18,7 @@ def export_command(
     fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from OUT's suffix).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Write every scalar as a tidy table: run, tag, step, wall_time, value.
+    """Write every scalar as a tidy table: run, tag, step, wall_time, value, dtype.
 
     Example: tbrewrite export converted scalars.csv
     """

@@ -1,12 +1,14 @@
-"""``export``: every scalar of a log as a tidy table (run, tag, step, wall_time, value).
+"""``export``: every scalar of a log as a tidy table (run, tag, step, wall_time, value, dtype).
 
 Unlike readers built on TensorBoard's ``EventAccumulator`` (tbparse,
 tensorboard-reducer), nothing is sampled: the accumulator keeps a reservoir of 10,000
 scalars and 10 tensors per tag by default (``event_accumulator.py``
 ``DEFAULT_SIZE_GUIDANCE``), and TF2 scalars, stored as tensors, are invisible to its
-``Scalars()``. Both ``simple_value`` and rank-0 float tensors (the ``scalars`` plugin, as
-Keras 3 and tf.keras write them) are read, and rows stream out in chunks so memory stays
-flat however large the log.
+``Scalars()``. Both ``simple_value`` and rank-0 tensors of the ``scalars`` plugin (float32
+as Keras 3 and tf.keras write them, and every other numeric type TensorBoard's data
+provider plots: float16, float64, int8 to int64, uint8 to uint64, bool;
+:data:`tbrewrite.events.summary.SCALAR_DTYPES`) are read, each row naming its type in
+``dtype``, and rows stream out in chunks so memory stays flat however large the log.
 
 With the native engine (:mod:`tbrewrite.engine.select`), ``_native.ScalarReader`` reads a
 run's files a batch of rows at a time into NumPy columns, and the tables are built from
@@ -28,11 +30,15 @@ from tbrewrite.engine import select
 from tbrewrite.errors import InputError
 from tbrewrite.events.framing import Damage, DamageKind
 from tbrewrite.events.reader import EventFileReader
-from tbrewrite.events.summary import scalar_value
+from tbrewrite.events.summary import SCALAR_DTYPES, scalar_number
 from tbrewrite.logdir import is_event_file, runs
 from tbrewrite.storage import local_path
 
-COLUMNS = ("run", "tag", "step", "wall_time", "value")
+COLUMNS = ("run", "tag", "step", "wall_time", "value", "dtype")
+DTYPE_NAMES = ["" for _ in range(max(SCALAR_DTYPES) + 1)]
+for _code, (_name, _, _) in SCALAR_DTYPES.items():
+    DTYPE_NAMES[_code] = _name
+"""``DTYPE_NAMES[code]``: the ``dtype`` column's name of a ``DataType`` code."""
 FORMATS = ("csv", "parquet")
 CHUNK_ROWS = 100_000
 
@@ -46,7 +52,10 @@ class ScalarRow:
         tag: str.
         step: int (int64).
         wall_time: float seconds since the Unix epoch.
-        value: float (the stored float32 or float64, widened).
+        value: float. The stored number widened to a float64 (a bool is 1.0 or 0.0;
+            64-bit integers beyond 2**53 round to the nearest float64).
+        dtype: str. Its stored type: ``float32`` (``simple_value`` too), ``float64``,
+            ``float16``, ``int32``, ``int64``, ``bool``, ... (:data:`SCALAR_DTYPES`).
     """
 
     run: str
@@ -54,6 +63,7 @@ class ScalarRow:
     step: int
     wall_time: float
     value: float
+    dtype: str = "float32"
 
 
 def _runs(path: Path) -> list[tuple[str, list[Path]]]:
@@ -73,8 +83,9 @@ def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = 
     """Yield every scalar value under ``path`` (a logdir, a run, or one event file).
 
     Runs are visited in sorted order, files in TensorBoard's order, values in file
-    order. A value counts as a scalar when it is a ``simple_value`` or a rank-0 float
-    tensor whose tag's first metadata names the ``scalars`` plugin (or has none).
+    order. A value counts as a scalar when it is a ``simple_value`` or a rank-0 tensor of
+    a numeric type (:func:`tbrewrite.events.summary.scalar_number`) whose tag's first
+    metadata names the ``scalars`` plugin (or has none).
 
     Args:
         path: str or PathLike.
@@ -86,11 +97,11 @@ def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = 
     """
     native = select.native()
     if native is not None:
-        for run, tags, tag_ids, steps, wall_times, values in _native_blocks(native, path, damage):
-            for tag_id, step, wall_time, value in zip(
-                tag_ids.tolist(), steps.tolist(), wall_times.tolist(), values.tolist(), strict=True
+        for run, tags, tag_ids, steps, wall_times, values, dtypes in _native_blocks(native, path, damage):
+            for tag_id, step, wall_time, value, dtype in zip(
+                tag_ids.tolist(), steps.tolist(), wall_times.tolist(), values.tolist(), dtypes.tolist(), strict=True
             ):
-                yield ScalarRow(run, tags[tag_id], step, wall_time, value)
+                yield ScalarRow(run, tags[tag_id], step, wall_time, value, DTYPE_NAMES[dtype])
         return
     for run, files in _runs(Path(path)):
         plugins: dict[str, str] = {}
@@ -106,21 +117,21 @@ def iter_scalars(path: str | os.PathLike[str], *, damage: list[Damage] | None = 
                         plugins[value.tag] = plugin
                     if plugin not in ("", "scalars"):
                         continue
-                    number = scalar_value(value)
+                    number = scalar_number(value)
                     if number is not None:
-                        yield ScalarRow(run, value.tag, event.step, event.wall_time, number)
+                        yield ScalarRow(run, value.tag, event.step, event.wall_time, number[0], DTYPE_NAMES[number[1]])
             if damage is not None:
                 damage.extend(reader.damage)
 
 
 def _native_blocks(
     native: ModuleType, path: str | os.PathLike[str], damage: list[Damage] | None
-) -> Iterator[tuple[str, list[str], Any, Any, Any, Any]]:
+) -> Iterator[tuple[str, list[str], Any, Any, Any, Any, Any]]:
     """Yield the scalars under ``path`` as ``iter_scalars`` does, a batch of rows at a time.
 
-    Each batch is ``(run, tags, tag_ids, steps, wall_times, values)``, the last four NumPy
-    arrays (``tags[tag_ids[i]]`` is row ``i``'s tag). Damage goes to ``damage`` as each
-    file ends.
+    Each batch is ``(run, tags, tag_ids, steps, wall_times, values, dtypes)``, the last
+    five NumPy arrays (``tags[tag_ids[i]]`` is row ``i``'s tag, ``dtypes[i]`` its
+    ``DataType`` code). Damage goes to ``damage`` as each file ends.
     """
     import numpy as np
 
@@ -135,7 +146,8 @@ def _native_blocks(
                 tag_ids = np.frombuffer(batch["tag_ids"], "<u4")
                 steps = np.frombuffer(batch["steps"], "<i8")
                 wall_times = np.frombuffer(batch["wall_times"], "<f8")
-                yield run, tags, tag_ids, steps, wall_times, values
+                dtypes = np.frombuffer(batch["dtypes"], "<u1")
+                yield run, tags, tag_ids, steps, wall_times, values, dtypes
             if damage is not None:
                 for file, found in enumerate(batch["damage"], batch["first_file"]):
                     name = os.fspath(files[file])
@@ -156,7 +168,7 @@ def _native_frames(native: ModuleType, path: str | os.PathLike[str], damage: lis
     import numpy as np
     import pandas as pd
 
-    # Batches not yet in a table: (run, its tag list, tag_ids, steps, wall_times, values).
+    # Batches not yet in a table: (run, its tag list, tag_ids, steps, wall_times, values, dtypes).
     pieces: list[tuple[Any, ...]] = []
     held = 0
 
@@ -189,11 +201,12 @@ def _native_frames(native: ModuleType, path: str | os.PathLike[str], damage: lis
                 "step": np.concatenate([part[3] for part in parts]),
                 "wall_time": np.concatenate([part[4] for part in parts]),
                 "value": np.concatenate([part[5] for part in parts]),
+                "dtype": _strings(DTYPE_NAMES, np.concatenate([part[6] for part in parts]).astype(np.int64)),
             }
         )
 
-    for run, tags, tag_ids, steps, wall_times, values in _native_blocks(native, path, damage):
-        pieces.append((run, tags, tag_ids, steps, wall_times, values))
+    for run, tags, tag_ids, steps, wall_times, values, dtypes in _native_blocks(native, path, damage):
+        pieces.append((run, tags, tag_ids, steps, wall_times, values, dtypes))
         held += len(values)
         while held >= CHUNK_ROWS:
             yield frame(CHUNK_ROWS)
@@ -261,7 +274,8 @@ def read_scalars(path: str | os.PathLike[str]) -> Any:  # a pandas DataFrame
     """Return every scalar under ``path`` as a pandas DataFrame.
 
     Columns: ``run`` (str), ``tag`` (str), ``step`` (int64), ``wall_time`` (float64,
-    seconds since the Unix epoch), ``value`` (float64). Damage is not an error here:
+    seconds since the Unix epoch), ``value`` (float64), ``dtype`` (str: the stored type,
+    ``float32``, ``int64``, ``float16``, ...; see :class:`ScalarRow`). Damage is not an error here:
     everything before it is returned (use ``tbrewrite inspect`` to see it).
 
     Example:

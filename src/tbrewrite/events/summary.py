@@ -22,9 +22,35 @@ FILE_VERSION = "brain.Event:2"
 """The ``file_version`` every TensorFlow and TensorBoard writer puts in a file's first
 event (``tensorboard/summary/writer/event_file_writer.py``)."""
 _DT_FLOAT = 1
-_DT_DOUBLE = 2
-_F32 = struct.Struct("<f")
-_F64 = struct.Struct("<d")
+_DT_BOOL = 10
+
+SCALAR_DTYPES: dict[int, tuple[str, str, str]] = {
+    1: ("float32", "float_val", "<f"),
+    2: ("float64", "double_val", "<d"),
+    3: ("int32", "int_val", "<i"),
+    4: ("uint8", "int_val", "<B"),
+    5: ("int16", "int_val", "<h"),
+    6: ("int8", "int_val", "<b"),
+    9: ("int64", "int64_val", "<q"),
+    10: ("bool", "bool_val", "<B"),
+    17: ("uint16", "int_val", "<H"),
+    19: ("float16", "half_val", "<e"),
+    22: ("uint32", "uint32_val", "<I"),
+    23: ("uint64", "uint64_val", "<Q"),
+}
+"""The ``DataType`` codes (``tensorboard/compat/proto/types.proto``) of rank-0 tensors that
+are scalars: ``code -> (name, typed TensorProto field, little-endian struct format of one
+element in tensor_content)``.
+
+They are the types whose rank-0 tensors TensorBoard's data provider turns into a plotted
+number (``data_provider.py`` ``_convert_scalar_event``: ``tensor_util.make_ndarray(...)
+.item()``), which makes no number of strings, complex, quantized or bfloat16 tensors.
+(Its ``make_ndarray`` reads uint32 and uint64 from ``tensor_content`` only, although its
+own ``make_tensor_proto`` writes a rank-0 one to ``uint32_val`` / ``uint64_val``, as
+TensorFlow's ``MakeNdarray`` reads them: both are read here. TensorBoard's Rust data
+server plots DT_FLOAT only: ``data_compat.rs`` ``into_scalar``.)
+"""
+_STRUCTS = {code: struct.Struct(fmt) for code, (_, _, fmt) in SCALAR_DTYPES.items()}
 
 _PLUGIN_KINDS = {
     "scalars": "scalar",
@@ -66,24 +92,52 @@ def value_kind(value: summary_pb2.Summary.Value, plugin_name: str) -> str:
 
 
 def scalar_value(value: summary_pb2.Summary.Value) -> float | None:
-    """Return a scalar summary value as a float, or None if it is not a scalar."""
+    """Return a scalar summary value as a float, or None if it is not a scalar (see :func:`scalar_number`)."""
+    number = scalar_number(value)
+    return number[0] if number is not None else None
+
+
+def scalar_number(value: summary_pb2.Summary.Value) -> tuple[float, int] | None:
+    """Return a scalar summary value and its ``DataType`` code, or None if it is not a scalar.
+
+    A scalar is a ``simple_value`` (a float32: code 1) or a rank-0 tensor of a type of
+    :data:`SCALAR_DTYPES`, holding its element in the typed field (the first one; an
+    integer field holding a narrower type is cut to its width, as a C cast does; float16
+    keeps its bits in the low 16 bits of ``half_val``) or else in exactly one element's
+    bytes of ``tensor_content``. Where a tensor has both (no writer does that) the typed
+    field wins, as it always did for float32. A NaN float16 is the quiet NaN of its sign.
+
+    Args:
+        value: Summary.Value.
+
+    Returns:
+        ``(number, dtype)``: the number widened to a float64 (``bool`` is 1.0 or 0.0;
+        64-bit integers beyond 2**53 round to the nearest float64) and the ``DataType``
+        code; or None.
+    """
     which = value.WhichOneof("value")
     if which == "simple_value":
-        return float(value.simple_value)
+        return float(value.simple_value), _DT_FLOAT
     if which != "tensor" or value.tensor.tensor_shape.dim:
         return None
     t = value.tensor
-    if t.dtype == _DT_FLOAT:
-        if t.float_val:
-            return float(t.float_val[0])
-        if len(t.tensor_content) == 4:
-            return float(_F32.unpack(t.tensor_content)[0])
-    if t.dtype == _DT_DOUBLE:
-        if t.double_val:
-            return float(t.double_val[0])
-        if len(t.tensor_content) == 8:
-            return float(_F64.unpack(t.tensor_content)[0])
-    return None
+    spec = SCALAR_DTYPES.get(t.dtype)
+    if spec is None:
+        return None
+    element = _STRUCTS[t.dtype]
+    typed = getattr(t, spec[1])
+    if typed:
+        first = typed[0]
+        if isinstance(first, float):
+            return float(first), t.dtype
+        raw = (int(first) & ((1 << (8 * element.size)) - 1)).to_bytes(element.size, "little")
+    elif len(t.tensor_content) == element.size:
+        raw = t.tensor_content
+    else:
+        return None
+    if t.dtype == _DT_BOOL:
+        return (1.0 if raw != b"\0" else 0.0), t.dtype
+    return float(element.unpack(raw)[0]), t.dtype
 
 
 def value_form(value: summary_pb2.Summary.Value) -> str:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from support import events as ev
 from support.logs import event_files, loader_events, loader_values, points
-from support.paths import CORPUS
+from support.paths import CORPUS, needs_corpus
 from tbrewrite.cli import app
 from tbrewrite.commands.convert import convert
 from tbrewrite.commands.inspect import inspect_logdir
@@ -196,7 +196,7 @@ def test_train_name_test_is_allowed_once_test_is_remapped() -> None:
     )
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"real corpus not found at {CORPUS}")
+@needs_corpus
 def test_corpus_graphs_train_and_test_are_one_run(tmp_path: Path) -> None:
     src = CORPUS / "Callbacks-in-Keras" / "notebooks" / "graphs"
     report = convert(src, tmp_path / "out")

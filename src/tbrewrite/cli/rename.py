@@ -171,6 +171,17 @@ def _print_mapping(report: RenameReport) -> None:
                     str(tp.count),
                     f"{tp.min_step}..{tp.max_step}",
                 )
+            for group, metric, new in tp.metrics:
+                where = f" (group {group})" if group else ""
+                table.add_row(
+                    run.plan.run,
+                    f"{tp.tag}: metric {metric}{where}",
+                    "->",
+                    new if new is not None else "(dropped)",
+                    tp.kind,
+                    str(tp.count),
+                    f"{tp.min_step}..{tp.max_step}",
+                )
     _print_wide(table)
 
 
@@ -221,9 +232,17 @@ def _print_summary(report: RenameReport, dry_run: bool, out_dir: Path | None) ->
     dropped = sum(len(r.plan.dropped()) for r in report.runs)
     values = sum(t.count for r in report.runs for t in r.plan.tags.values() if t.changed)
     what = f"{renamed} tag(s) renamed and {dropped} dropped ({values} values) in {touched} of {runs} run(s)"
+    experiments = sum(len(r.plan.edited) for r in report.runs)
     if dry_run:
-        out.print(f"dry run: {what} would change; nothing written", markup=False)
-    elif out_dir is not None:
+        if experiments:
+            what += f" would change, and the metric names of {experiments} hparams experiment(s)"
+        else:
+            what += " would change"
+        out.print(f"dry run: {what}; nothing written", markup=False)
+        return
+    if experiments:
+        what += f"; the metric names of {experiments} hparams experiment(s) follow"
+    if out_dir is not None:
         out.print(f"{what}; wrote {out_dir}", markup=False)
     elif report.backup_dir is not None:
         files = sum(len(r.replaced) for r in report.runs)

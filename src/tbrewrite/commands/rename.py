@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbrewrite.commands.renameplan import FilePlan, RunPlan, plan_run
-from tbrewrite.engine.plan import Header, OutputPlan, SourcePlan, TagAction
+from tbrewrite.engine.plan import Header, OutputPlan, SourcePlan
 from tbrewrite.engine.rewrite import rewrite
 from tbrewrite.errors import InputError, OutputError, TagCollisionError, UsageError
 from tbrewrite.events.framing import Damage
@@ -140,13 +140,10 @@ def _output_plan(plan: RunPlan, fp: FilePlan, dst: Path, resync: bool) -> Output
     """Return the engine's plan for one event file.
 
     Its tags are renamed or dropped, the first value of each renamed tag gets the tag's
-    metadata, everything else is untouched.
+    metadata, hparams experiments name the renamed metrics (:meth:`RunPlan.action`),
+    everything else is untouched.
     """
-    actions = {}
-    for tag in fp.tags:
-        tp = plan.tags[tag]
-        first = plan.metadata.get(tag) if tp.changed and tp.new is not None else None
-        actions[tag] = TagAction(tp.new, first)
+    actions = {tag: plan.action(tag) for tag in fp.tags}
     return OutputPlan(dst, (SourcePlan(fp.path.name, (fp.source,), actions),), Header.KEEP, resync=resync)
 
 
@@ -179,7 +176,7 @@ def write_run_files(task: WriteTask) -> list[FileResult]:
     engine reads and checks it -- and left alone otherwise (in place).
     """
     plan, targets, keep_unchanged, resync = task.plan, task.targets, task.keep_unchanged, task.resync
-    changes = plan.changes
+    changes = plan.changes.keys() | plan.edited
     results: list[FileResult] = []
     with Transaction(task.root) as outputs:
         for fp, dst in zip(plan.files, targets, strict=False):
@@ -442,9 +439,9 @@ def _write_in_place(
             every run is unchanged (:func:`tbrewrite.output.swap.commit`); or a swap
             failed after the backups (its journal stays; ``--recover`` finishes it).
     """
-    runs = [r for r in report.runs if r.plan.changes]
+    runs = [r for r in report.runs if r.plan.changes or r.plan.edited]
     for run in report.runs:
-        if not run.plan.changes:
+        if not (run.plan.changes or run.plan.edited):
             progress("written", run.plan.run)
     tasks = [
         WriteTask(r.plan, [r.plan.run_dir / staged_name(f.path.name) for f in r.plan.files], False, resync, logdir)

@@ -7,6 +7,14 @@ tags landing on one name are a *collision* when their step ranges overlap -- the
 interleave in one TensorBoard series, where the data server keeps only the last write
 of each step (``reservoir.rs`` "Preemption") -- and are always refused when their kinds
 differ; tags whose ranges do not overlap simply merge.
+
+The hparams plugin's experiment summary (``_hparams_/experiment``) names the metric tags
+the HParams dashboard reads for every session; renaming or dropping those tags would
+leave the dashboard's metric columns empty. So the metric names of every experiment are
+renamed or dropped as the rules rename a scalar tag of that name
+(:class:`ExperimentMetrics`, applied by the engine to each experiment value). The
+sessions' own summaries (``session_start_info``, ``session_end_info``) name no metric
+(``tensorboard/plugins/hparams/api.proto``).
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tensorboard.compat.proto import summary_pb2
 
-from tbrewrite.engine.plan import SourceFile
+from tbrewrite.engine.plan import SourceFile, TagAction
 from tbrewrite.engine.scan import scan_files
 from tbrewrite.events.framing import Damage
 from tbrewrite.logdir import list_event_files
@@ -34,6 +43,9 @@ class TagPlan:
         kind: str. Value kind (``scalar``, ``histogram``, ...).
         count: int. Values in the run.
         min_step, max_step: int (int64). Step range over the run's files.
+        metrics: list of ``(group, metric, new metric or None)``: for an hparams
+            experiment tag, the metrics it names that the rules rename or drop (as
+            its first value in each file names them); the engine edits every value.
     """
 
     tag: str
@@ -42,6 +54,7 @@ class TagPlan:
     count: int
     min_step: int
     max_step: int
+    metrics: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -80,6 +93,7 @@ class RunPlan:
         run: str. The run's path relative to LOGDIR (``"."`` for LOGDIR itself).
         run_dir: Path.
         files: list of FilePlan. Its event files, in TensorBoard's order.
+        rules: RuleSet the plan was made with (the experiment edits apply it).
         tags: dict tag -> TagPlan, in order of first appearance.
         metadata: dict tag -> SummaryMetadata, the first metadata seen per tag.
         damage: list of Damage.
@@ -94,6 +108,7 @@ class RunPlan:
 
     run: str
     run_dir: Path
+    rules: RuleSet | None = None
     files: list[FilePlan] = field(default_factory=list)
     tags: dict[str, TagPlan] = field(default_factory=dict)
     metadata: dict[str, summary_pb2.SummaryMetadata] = field(default_factory=dict)
@@ -108,6 +123,22 @@ class RunPlan:
     def changes(self) -> dict[str, str | None]:
         """Return tag -> new name (None: dropped) for every tag the rules change."""
         return {t: p.new for t, p in self.tags.items() if p.changed}
+
+    @property
+    def edited(self) -> set[str]:
+        """Return the tags whose values' metadata changes (hparams experiments naming renamed metrics)."""
+        return {t for t, p in self.tags.items() if p.metrics}
+
+    def action(self, tag: str) -> TagAction:
+        """Return the engine's action for ``tag``.
+
+        A renamed tag's first value gets the tag's metadata; an hparams experiment that
+        names a metric the rules change gets :class:`ExperimentMetrics`.
+        """
+        tp = self.tags[tag]
+        first = self.metadata.get(tag) if tp.changed and tp.new is not None else None
+        edit = ExperimentMetrics(self.rules) if tp.metrics and self.rules is not None else None
+        return TagAction(tp.new, first, edit_metadata=edit)
 
     def renamed(self) -> list[TagPlan]:
         """Return the tags given a new name, in order of first appearance."""
@@ -135,7 +166,7 @@ def plan_run(run: str, run_dir: Path, rules: RuleSet, *, resync: bool = False) -
             control character.
         OSError: a file cannot be read.
     """
-    plan = RunPlan(run, run_dir)
+    plan = RunPlan(run, run_dir, rules)
     tags = plan.tags
     for path in list_event_files(run_dir):
         scan = scan_files([path], resync=resync, backwards_limit=0)
@@ -161,6 +192,10 @@ def plan_run(run: str, run_dir: Path, rules: RuleSet, *, resync: bool = False) -
                     known.kind = ts.kind
             if ts.metadata is not None:
                 plan.metadata.setdefault(tag, ts.metadata)
+            if ts.kind == "hparams" and ts.metadata is not None:
+                for change in ExperimentMetrics(rules).changes(ts.metadata):
+                    if change not in tags[tag].metrics:
+                        tags[tag].metrics.append(change)
     for tp in tags.values():
         tp.new = rules.apply(tp.tag, tp.kind)
         if tp.changed and tp.new is not None:
@@ -197,3 +232,89 @@ def _find_collisions(plan: RunPlan) -> None:
             f"run '{plan.run}': tags '{t1}' (steps {lo1}..{hi1}) and '{t2}' (steps {lo2}..{hi2}) "
             f"would both become '{new}' with overlapping steps; use --allow-merge to merge them"
         )
+
+
+@dataclass(frozen=True)
+class ExperimentMetrics:
+    """Rename the metrics an hparams experiment names as ``rules`` rename scalar tags.
+
+    The HParams dashboard reads each session's metric values from the tags the
+    experiment's ``metric_infos`` name (``hparams/list_session_groups.py``
+    ``_build_session_groups``); this keeps them naming the tags ``rename`` writes. A
+    :class:`tbrewrite.engine.plan.MetadataEdit`: the engine calls it on the metadata of
+    every value of the experiment tag.
+
+    Attributes:
+        rules: RuleSet.
+    """
+
+    rules: RuleSet
+
+    def changes(self, metadata: summary_pb2.SummaryMetadata) -> list[tuple[str, str, str | None]]:
+        """Return ``(group, metric, new metric or None)`` for each metric the rules change.
+
+        Args:
+            metadata: SummaryMetadata of a value. Anything but an hparams experiment
+                (other plugins, session summaries, undecodable content) has none.
+
+        Raises:
+            RuleError: a rule renames a metric to a name TensorBoard cannot show.
+        """
+        experiment = _experiment(metadata)
+        if experiment is None:
+            return []
+        out = []
+        for info in experiment.metric_infos:
+            new = self.rules.apply(info.name.tag, "scalar")
+            if new != info.name.tag:
+                out.append((info.name.group, info.name.tag, new))
+        return out
+
+    def __call__(self, metadata: summary_pb2.SummaryMetadata) -> bool:
+        """Rename the experiment's metric tags in place; drop the dropped ones.
+
+        Two metrics landing on one ``(group, tag)`` become one (the first's display name
+        and description kept). Returns False, leaving the bytes alone, when no metric
+        changes.
+        """
+        data = _plugin_data(metadata)
+        if data is None or data.WhichOneof("data") != "experiment":
+            return False
+        infos = data.experiment.metric_infos
+        if not any(self.rules.apply(i.name.tag, "scalar") != i.name.tag for i in infos):
+            return False
+        kept = []
+        seen: set[tuple[str, str]] = set()
+        for info in infos:
+            new = self.rules.apply(info.name.tag, "scalar")
+            if new is None or (info.name.group, new) in seen:
+                continue
+            seen.add((info.name.group, new))
+            info.name.tag = new
+            kept.append(info)
+        del infos[:]
+        infos.extend(kept)
+        metadata.plugin_data.content = data.SerializeToString()
+        return True
+
+
+_HPARAMS_PLUGIN = "hparams"  # tensorboard/plugins/hparams/metadata.py PLUGIN_NAME
+
+
+def _plugin_data(metadata: summary_pb2.SummaryMetadata) -> Any:
+    """Return the ``HParamsPluginData`` of an hparams value's metadata, or None."""
+    if metadata.plugin_data.plugin_name != _HPARAMS_PLUGIN:
+        return None
+    from google.protobuf.message import DecodeError
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    try:
+        return plugin_data_pb2.HParamsPluginData.FromString(metadata.plugin_data.content)
+    except DecodeError:
+        return None
+
+
+def _experiment(metadata: summary_pb2.SummaryMetadata) -> Any:
+    """Return the ``Experiment`` an hparams value's metadata holds, or None."""
+    data = _plugin_data(metadata)
+    return data.experiment if data is not None and data.WhichOneof("data") == "experiment" else None

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
@@ -33,6 +34,19 @@ class Header(Enum):
     through (``rename``: one file from one)."""
 
 
+class MetadataEdit(Protocol):
+    """A change to the plugin metadata a tag's values carry, decided by a command.
+
+    E.g. ``rename`` gives the hparams plugin's ``_hparams_/experiment`` tag one that
+    renames the metrics its experiment names (:class:`tbrewrite.commands.renameplan.ExperimentMetrics`).
+    Plans go to worker processes, so an edit must be picklable (a module-level class).
+    """
+
+    def __call__(self, metadata: summary_pb2.SummaryMetadata) -> bool:
+        """Edit ``metadata`` in place; return True if it changed (False: leave the bytes)."""
+        ...
+
+
 @dataclass(frozen=True)
 class TagAction:
     """What happens to the values of one source tag.
@@ -48,11 +62,15 @@ class TagAction:
             keep-last``, every value whose step is not above its predecessor's, so the
             engine keeps only what TensorBoard's data server shows
             (:mod:`tbrewrite.engine.restarts`); empty keeps every value.
+        edit_metadata: MetadataEdit or None. Applied to the metadata of every value of
+            the tag that carries metadata (after ``first_metadata`` is put on); the tag's
+            records then never take the fast path.
     """
 
     new: str | None
     first_metadata: summary_pb2.SummaryMetadata | None = None
     backwards: tuple[tuple[int, int, int], ...] = ()
+    edit_metadata: MetadataEdit | None = None
 
 
 @dataclass(frozen=True)

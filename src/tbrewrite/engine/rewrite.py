@@ -186,6 +186,7 @@ class _Pass:
                 result.values_renamed += 1
                 if value.HasField("metadata") and value.metadata.display_name == tag:
                     value.metadata.display_name = out
+            edit = action.edit_metadata
             if out not in written:
                 written.add(out)
                 first = action.first_metadata
@@ -194,9 +195,11 @@ class _Pass:
                     if value.metadata.display_name == tag:
                         value.metadata.display_name = out
                     changed = True
-            elif out == tag and tag not in keepers and out not in replaced:
+            elif out == tag and tag not in keepers and out not in replaced and edit is None:
                 done.add(tag)
-            if tag not in keepers and out not in replaced:
+            if edit is not None and value.HasField("metadata") and edit(value.metadata):
+                changed = True
+            if tag not in keepers and out not in replaced and edit is None:
                 key, new = tag.encode(), None if out == tag else out.encode()
                 self.fast[i][key] = new
                 self.new_fast.append((key, new))

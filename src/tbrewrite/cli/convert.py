@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.convert import ConvertReport, RunReport, convert
-from tbrewrite.parallel import default_jobs
-from tbrewrite.producers.keras import TagMapping, discover_runs, parse_split
+
+if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
+    from tbrewrite.commands.convert import ConvertReport, RunReport
 
 
 @app.command("convert")
@@ -63,6 +63,10 @@ def convert_command(
 
     Example: tbrewrite convert logs/fit/20240101-120000 converted/run1
     """
+    from tbrewrite.commands.convert import convert
+    from tbrewrite.parallel import default_jobs
+    from tbrewrite.producers.keras import TagMapping, discover_runs, parse_split
+
     with errors_to_exit():
         mapping = TagMapping(train_name, val_name, pattern, tuple(parse_split(s) for s in split or ()))
         total = len(discover_runs(src, mapping)) if src.is_dir() else 0

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tbrewrite.cli._app import app, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.export import export
 
 
 @app.command("export")
@@ -23,6 +22,8 @@ def export_command(
     Example: tbrewrite export converted scalars.csv
     """
     with errors_to_exit():
+        from tbrewrite.commands.export import export
+
         rows, damage = export(path, dst, fmt=fmt, force=force)
     report_damage(damage)
     out.print(f"exported {rows} scalar values to {dst}", markup=False)

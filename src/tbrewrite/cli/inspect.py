@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,7 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.inspect import EVENT_KINDS, InspectedRun, LogdirReport, inspect_logdir
+
+if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
+    from tbrewrite.commands.inspect import InspectedRun, LogdirReport
 
 
 @app.command("inspect")
@@ -29,6 +31,8 @@ def inspect_command(
     Example: tbrewrite inspect logs/fit --json
     """
     with errors_to_exit():
+        from tbrewrite.commands.inspect import inspect_logdir
+
         report = inspect_logdir(path, resync=resync)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1, allow_nan=False))
@@ -59,6 +63,8 @@ def _time_range(first: float, last: float) -> str:
 
 
 def _print_run(run: InspectedRun) -> None:
+    from tbrewrite.commands.inspect import EVENT_KINDS
+
     where = run.layout
     if run.split:
         where += f": {run.split}/ of the Keras log_dir {run.log_dir}"

@@ -9,10 +9,7 @@ import typer
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.cli.convert import print_sidecars
-from tbrewrite.commands.merge import merge
 from tbrewrite.errors import UsageError
-from tbrewrite.output.swap import recover_interrupted
-from tbrewrite.producers.keras import TagMapping
 
 
 @app.command("merge")
@@ -48,6 +45,10 @@ def merge_command(
 
     Example: tbrewrite merge converted/run1 --sidecar learning_rate.csv --in-place
     """
+    from tbrewrite.commands.merge import merge
+    from tbrewrite.output.swap import recover_interrupted
+    from tbrewrite.producers.keras import TagMapping
+
     if recover:
         with errors_to_exit():
             if sidecar or dst is not None or in_place:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,10 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
-from tbrewrite.commands.rename import RenameReport, discover, rename
-from tbrewrite.output.swap import recover_interrupted
-from tbrewrite.parallel import default_jobs
-from tbrewrite.rules import build_rules
+
+if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
+    from tbrewrite.commands.rename import RenameReport
 
 
 def _usage(message: str) -> typer.Exit:
@@ -86,6 +85,11 @@ def rename_command(
 
     Example: tbrewrite rename logs --rule '^epoch_(.*)$=train/\\1' --drop '_grad$' --out renamed
     """
+    from tbrewrite.commands.rename import discover, rename
+    from tbrewrite.output.swap import recover_interrupted
+    from tbrewrite.parallel import default_jobs
+    from tbrewrite.rules import build_rules
+
     if recover:
         if rule or rules_file or drop or out_dir or in_place or dry_run:
             raise _usage("--recover takes no rules and no --out/--in-place/--dry-run")

@@ -159,20 +159,39 @@ def _native_blocks(
                 break
 
 
-def _native_frames(native: ModuleType, path: str | os.PathLike[str], damage: list[Damage] | None) -> Iterator[Any]:
-    """Yield the tables of :func:`_frames` from the native reader's columns.
+@dataclass(frozen=True)
+class _Chunk:
+    """Up to ``CHUNK_ROWS`` rows as columns, strings by index into ``strings``.
+
+    Attributes:
+        strings: list of str: the runs and tags the chunk names.
+        runs, tags: int64 NumPy arrays indexing ``strings``.
+        steps, wall_times, values: NumPy arrays (int64, float64, float64).
+        dtypes: int64 NumPy array of ``DataType`` codes (:data:`DTYPE_NAMES`).
+    """
+
+    strings: list[str]
+    runs: Any
+    tags: Any
+    steps: Any
+    wall_times: Any
+    values: Any
+    dtypes: Any
+
+
+def _native_chunks(native: ModuleType, path: str | os.PathLike[str], damage: list[Damage] | None) -> Iterator[_Chunk]:
+    """Yield the rows of :func:`iter_scalars` from the native reader's columns, in chunks.
 
     They are cut into the same chunks of ``CHUNK_ROWS`` rows across runs as the Python
     path's, so that a Parquet file gets the same row groups.
     """
     import numpy as np
-    import pandas as pd
 
-    # Batches not yet in a table: (run, its tag list, tag_ids, steps, wall_times, values, dtypes).
+    # Batches not yet in a chunk: (run, its tag list, tag_ids, steps, wall_times, values, dtypes).
     pieces: list[tuple[Any, ...]] = []
     held = 0
 
-    def frame(rows: int) -> Any:
+    def chunk(rows: int) -> _Chunk:
         nonlocal pieces, held
         parts: list[tuple[Any, ...]] = []
         left = rows
@@ -194,24 +213,106 @@ def _native_frames(native: ModuleType, path: str | os.PathLike[str], damage: lis
             strings.extend(tags)
         run_ids = [np.full(len(part[2]), len(strings) + k, dtype=np.int64) for k, part in enumerate(parts)]
         strings.extend(part[0] for part in parts)
-        return pd.DataFrame(
-            {
-                "run": _strings(strings, np.concatenate(run_ids)),
-                "tag": _strings(strings, np.concatenate(tag_ids)),
-                "step": np.concatenate([part[3] for part in parts]),
-                "wall_time": np.concatenate([part[4] for part in parts]),
-                "value": np.concatenate([part[5] for part in parts]),
-                "dtype": _strings(DTYPE_NAMES, np.concatenate([part[6] for part in parts]).astype(np.int64)),
-            }
+        return _Chunk(
+            strings,
+            np.concatenate(run_ids),
+            np.concatenate(tag_ids),
+            np.concatenate([part[3] for part in parts]),
+            np.concatenate([part[4] for part in parts]),
+            np.concatenate([part[5] for part in parts]),
+            np.concatenate([part[6] for part in parts]).astype(np.int64),
         )
 
     for run, tags, tag_ids, steps, wall_times, values, dtypes in _native_blocks(native, path, damage):
         pieces.append((run, tags, tag_ids, steps, wall_times, values, dtypes))
         held += len(values)
         while held >= CHUNK_ROWS:
-            yield frame(CHUNK_ROWS)
+            yield chunk(CHUNK_ROWS)
     if held:
-        yield frame(held)
+        yield chunk(held)
+
+
+def _chunk_frame(chunk: _Chunk) -> Any:  # a pandas DataFrame
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "run": _strings(chunk.strings, chunk.runs),
+            "tag": _strings(chunk.strings, chunk.tags),
+            "step": chunk.steps,
+            "wall_time": chunk.wall_times,
+            "value": chunk.values,
+            "dtype": _strings(DTYPE_NAMES, chunk.dtypes),
+        }
+    )
+
+
+def _arrow_schema() -> Any:
+    """The Parquet file's columns: as ``read_scalars``' DataFrame's, strings as Arrow's ``large_string``."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("run", pa.large_string()),
+            ("tag", pa.large_string()),
+            ("step", pa.int64()),
+            ("wall_time", pa.float64()),
+            ("value", pa.float64()),
+            ("dtype", pa.large_string()),
+        ]
+    )
+
+
+def _chunk_table(chunk: _Chunk) -> Any:  # a pyarrow Table
+    import pyarrow as pa
+
+    strings = _arrow_strings(chunk.strings)
+    names = _arrow_strings(DTYPE_NAMES)
+    columns = [
+        strings.take(_arrow(chunk.runs, pa.int64())),
+        strings.take(_arrow(chunk.tags, pa.int64())),
+        _arrow(chunk.steps, pa.int64()),
+        _arrow(chunk.wall_times, pa.float64()),
+        _arrow(chunk.values, pa.float64()),
+        names.take(_arrow(chunk.dtypes, pa.int64())),
+    ]
+    return pa.Table.from_arrays(columns, schema=_arrow_schema())
+
+
+def _arrow(column: Any, type_: Any) -> Any:
+    """Wrap the NumPy array ``column`` (of ``type_``'s width) as an Arrow array, without a copy.
+
+    ``pyarrow.array`` would do the same but first imports pandas to check whether
+    ``column`` is a Series (~0.5 s).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    data = np.ascontiguousarray(column, dtype=type_.to_pandas_dtype())
+    return pa.Array.from_buffers(type_, len(data), [None, pa.py_buffer(data)])
+
+
+def _arrow_strings(strings: list[str]) -> Any:
+    """The Arrow ``large_string`` array of ``strings``, built from its buffers (see :func:`_arrow`)."""
+    import numpy as np
+    import pyarrow as pa
+
+    encoded = [s.encode() for s in strings]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.large_string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
+
+
+def _rows_table(rows: list[ScalarRow]) -> Any:  # a pyarrow Table
+    import pyarrow as pa
+
+    columns = [
+        pa.array([getattr(r, name) for r in rows], type=f.type)
+        for name, f in zip(COLUMNS, _arrow_schema(), strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=_arrow_schema())
 
 
 def _strings(table: list[str], ids: Any) -> Any:
@@ -246,10 +347,20 @@ def _frames(path: str | os.PathLike[str], damage: list[Damage] | None = None) ->
     """
     native = select.native()
     if native is not None:
-        yield from _native_frames(native, path, damage)
+        yield from map(_chunk_frame, _native_chunks(native, path, damage))
         return
     for chunk in _chunks(iter_scalars(path, damage=damage), CHUNK_ROWS):
         yield _frame(chunk)
+
+
+def _tables(path: str | os.PathLike[str], damage: list[Damage] | None = None) -> Iterator[Any]:
+    """Yield the scalars under ``path`` as pyarrow Tables of ``CHUNK_ROWS`` rows (no pandas)."""
+    native = select.native()
+    if native is not None:
+        yield from map(_chunk_table, _native_chunks(native, path, damage))
+        return
+    for chunk in _chunks(iter_scalars(path, damage=damage), CHUNK_ROWS):
+        yield _rows_table(chunk)
 
 
 def _chunks(rows: Iterator[ScalarRow], size: int) -> Iterator[list[ScalarRow]]:
@@ -331,29 +442,20 @@ def export(
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        writer = None
-        for frame in _frames(path, damage):
-            if fmt == "csv":
+        if fmt == "csv":
+            for frame in _frames(path, damage):
                 frame = _neutralize_formulas(frame)
                 frame.to_csv(temp, mode="a" if rows else "w", header=not rows, index=False)
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+                rows += len(frame)
+            if not rows:
+                _frame([]).to_csv(temp, index=False)
+        else:
+            import pyarrow.parquet as pq
 
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(temp, table.schema)
-                writer.write_table(table)
-            rows += len(frame)
-        if fmt == "parquet":
-            if writer is None:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                pq.write_table(pa.Table.from_pandas(_frame([]), preserve_index=False), temp)
-            else:
-                writer.close()
-        elif not rows:
-            _frame([]).to_csv(temp, index=False)
+            with pq.ParquetWriter(temp, _arrow_schema()) as writer:
+                for table in _tables(path, damage):
+                    writer.write_table(table)
+                    rows += table.num_rows
         os.replace(temp, out)
     except BaseException as e:
         temp.unlink(missing_ok=True)

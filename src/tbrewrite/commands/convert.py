@@ -39,7 +39,7 @@ from tbrewrite.output.swap import JOURNAL_NAME, LEFTOVER_PREFIXES
 from tbrewrite.output.transaction import Staged, Transaction, check_output_folder
 from tbrewrite.parallel import map_ordered, worker_count
 from tbrewrite.producers.keras import TagMapping, discover_runs, split_sessions, split_sources
-from tbrewrite.sidecars.place import SidecarReport
+from tbrewrite.sidecars.place import SidecarReport, plan_merges
 from tbrewrite.sidecars.read import Sidecar, discover, read_sidecar
 from tbrewrite.storage import local_path
 
@@ -328,18 +328,32 @@ def _name_write_errors(path: Path) -> Iterator[None]:
 def _plans(task: _Task, sidecars: tuple[Sidecar, ...]) -> Iterator[RunPlan]:
     """Yield the run's plan; with ``--restarts split``, one per Keras process.
 
-    Split runs get no sidecars: their rows cannot be told apart by process yet.
+    Sidecar rows go to the process that wrote them (:mod:`tbrewrite.sidecars.place`):
+    into its own output run with ``--restarts split``, else replacing only its points.
     """
     if task.restarts != SPLIT:
+        sessions = split_sessions(task.run_dir, task.mapping) if sidecars else []
         scan = scan_run(task.rel, task.run_dir, task.mapping, resync=task.resync, keep_last=task.restarts == KEEP_LAST)
         yield plan_run(
-            scan, task.out_dir, restarts=task.restarts, resync=task.resync, sidecars=sidecars, mapping=task.mapping
+            scan,
+            task.out_dir,
+            restarts=task.restarts,
+            resync=task.resync,
+            sidecars=sidecars,
+            mapping=task.mapping,
+            sessions=[[path for files in session.values() for path in files] for _, session in sessions],
         )
         return
     sub = task.rel if task.rel != "." else ""
+    names, scans = [], []
     for name, files in split_sessions(task.run_dir, task.mapping):
-        scan = scan_run(str(Path(sub) / name), task.run_dir, task.mapping, resync=task.resync, files=files)
-        yield plan_run(scan, task.out_dir / name, resync=task.resync, mapping=task.mapping)
+        names.append(name)
+        scans.append(scan_run(str(Path(sub) / name), task.run_dir, task.mapping, resync=task.resync, files=files))
+    merges = plan_merges(scans, sidecars, resync=task.resync, mapping=task.mapping)
+    for name, scan, merge in zip(names, scans, merges, strict=True):
+        yield plan_run(
+            scan, task.out_dir / name, resync=task.resync, sidecars=sidecars, mapping=task.mapping, merge=merge
+        )
 
 
 def _same_bytes(plan: RunPlan, output: Path) -> bool:

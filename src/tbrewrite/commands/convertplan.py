@@ -11,7 +11,7 @@ written, in one frozen :class:`RunPlan`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,6 +219,8 @@ def plan_run(
     resync: bool = False,
     sidecars: Sequence[Sidecar] = (),
     mapping: TagMapping | None = None,
+    sessions: Sequence[Collection[Path]] = (),
+    merge: MergePlan | None = None,
 ) -> RunPlan:
     """Decide the output of a scanned run: its file, sidecar points and engine plan.
 
@@ -229,12 +231,21 @@ def plan_run(
         resync: bool. Read past damage.
         sidecars: Sidecar files to merge.
         mapping: TagMapping of the sidecar tags (and how a Keras tag would convert).
+        sessions: the run's event files grouped by writing process
+            (:func:`tbrewrite.producers.keras.split_sessions`), so that each sidecar row
+            replaces points of its own process only (:mod:`tbrewrite.sidecars.place`).
+        merge: MergePlan decided already for this run among others
+            (:func:`tbrewrite.sidecars.place.plan_merges`, ``--restarts split``); then
+            ``sidecars`` are the files it was decided from.
 
     Raises:
         SidecarError: a sidecar matches nothing in the run.
         OSError: if a file cannot be read.
     """
-    merge = plan_merge(scan, list(sidecars), resync=resync, mapping=mapping)
+    if merge is None:
+        merge = plan_merge(scan, sidecars, sessions=sessions, resync=resync, mapping=mapping)
+    merged = {r.path for r in merge.reports}
+    sidecars = [s for s in sidecars if str(s.path) in merged]
     keep_last = restarts == KEEP_LAST
     wall_time = start_wall_time(scan.scans)
     out_name = output_file_name(wall_time)
@@ -254,8 +265,8 @@ def plan_run(
         sources,
         Header.OWN,
         wall_time,
-        tuple(merge.events),
-        {tag: frozenset(steps) for tag, steps in merge.drop.items()},
+        merge.events,
+        {tag: frozenset(points) for tag, points in merge.drop.items()},
         resync,
     )
     return RunPlan(scan, out_dir, out_name, tuple(sidecars), merge, output)

@@ -24,7 +24,7 @@ from tbrewrite.errors import InputError, OutputError, UsageError
 from tbrewrite.logdir import check_dir, list_event_files
 from tbrewrite.output.swap import JOURNAL_NAME, Swap, commit, pending_journals, staged_name
 from tbrewrite.output.transaction import Transaction, check_output_folder
-from tbrewrite.producers.keras import TagMapping, is_split_run
+from tbrewrite.producers.keras import TagMapping, is_split_run, split_sessions
 from tbrewrite.sidecars.read import read_sidecar
 from tbrewrite.storage import local_path
 
@@ -114,7 +114,8 @@ def merge(
         target = Path(out)
         check_output_folder(run, target, force=force, src_label="RUN", out_label="--out")
     scan = scan_run(".", run, None, resync=resync, files={"": files})
-    plan = plan_run(scan, target, resync=resync, sidecars=parsed, mapping=mapping)
+    sessions = [session[""] for _, session in split_sessions(run)]  # the folder's files by writing process
+    plan = plan_run(scan, target, resync=resync, sidecars=parsed, mapping=mapping, sessions=sessions)
     report = RunReport(plan, sidecars=plan.merge.reports)
     if in_place and not plan.merge.events:
         return report  # nothing to add: leave the run alone

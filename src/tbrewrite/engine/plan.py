@@ -10,7 +10,7 @@ starts (:class:`Header`). Plans are frozen: built once from a scan, never mutate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -117,6 +117,20 @@ class SourcePlan:
     tags: Mapping[str, TagAction] = field(default_factory=dict)
 
 
+class ExtraEvents(Protocol):
+    """Events a plan adds to its output: sized, and re-iterable in wall_time order.
+
+    A tuple of Events is one; ``convert`` and ``merge`` give
+    :class:`tbrewrite.sidecars.place.SidecarEvents`, which reads its sidecar files again at
+    every iteration instead of holding millions of points. Each Event has its final tags
+    and metadata; ``len`` is the number an iteration yields.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[event_pb2.Event]: ...
+
+
 @dataclass(frozen=True)
 class OutputPlan:
     """One output event file and everything that goes into it.
@@ -131,9 +145,11 @@ class OutputPlan:
         header: Header.
         wall_time: float seconds since the Unix epoch: the own ``file_version``'s
             wall_time with :attr:`Header.OWN`.
-        extra: tuple of Event with final tags (sidecar points), sorted by wall_time.
-        replaced: mapping output tag -> steps whose values from the sources are left out
-            because an extra event replaces them.
+        extra: ExtraEvents: events with final tags (sidecar points), sorted by
+            wall_time, read once per rewrite (the sources are streamed alongside).
+        replaced: mapping output tag -> ``(step, wall_time)`` of the values from the
+            sources that are left out because an extra event replaces them (one value
+            each: the same step of another process, at another wall_time, is kept).
         resync: bool. Read past damage in the sources.
     """
 
@@ -141,6 +157,6 @@ class OutputPlan:
     sources: tuple[SourcePlan, ...]
     header: Header
     wall_time: float = 0.0
-    extra: tuple[event_pb2.Event, ...] = ()
-    replaced: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    extra: ExtraEvents = ()
+    replaced: Mapping[str, frozenset[tuple[int, float]]] = field(default_factory=dict)
     resync: bool = False

@@ -176,7 +176,7 @@ class _Pass:
                 drop.append(k)
                 result.values_dropped += 1
                 continue
-            if out in replaced and event.step in replaced[out]:
+            if out in replaced and (event.step, event.wall_time) in replaced[out]:
                 drop.append(k)
                 result.values_replaced += 1
                 continue
@@ -264,21 +264,27 @@ class _NativeHost:
     def __init__(self, state: _Pass) -> None:
         self.state = state
         self.extras = iter(state.plan.extra)
-        self.pending: deque[event_pb2.Event] = deque()
-        self.extras_noted = 0
+        # Only extras bringing a tag not seen before wait to be noted, with their ordinal:
+        # the others add nothing to `written`, and millions of them must not pile up.
+        self.pending: deque[tuple[int, event_pb2.Event]] = deque()
+        self.fetched = 0
+        self.seen: set[str] = set()
 
     def next_extra(self) -> tuple[float, bytes] | None:
         event = next(self.extras, None)
         if event is None:
             return None
-        self.pending.append(event)
+        self.fetched += 1
+        tags = [v.tag for v in event.summary.value]
+        if not self.seen.issuperset(tags):
+            self.seen.update(tags)
+            self.pending.append((self.fetched, event))
         return event.wall_time, event.SerializeToString()
 
     def slow(self, i: int, data: bytes, offset: int, extras_done: int) -> tuple[bytes | None, _Fast, int]:
         state = self.state
-        while self.extras_noted < extras_done:
-            state.extra(self.pending.popleft())
-            self.extras_noted += 1
+        while self.pending and self.pending[0][0] <= extras_done:
+            state.extra(self.pending.popleft()[1])
         had_writer = state.writer is not None
         out = state.slow(i, Record(data, offset, None, None))
         fd = -1

@@ -1,88 +1,66 @@
-"""Merging sidecar points into a run being written: placement, de-duplication, events.
+"""Merging sidecar points into the runs being written: which points, replacing which.
 
-Used by ``convert --sidecar`` and ``tbrewrite merge``. Before the run is written, one
-extra streaming pass reads the log's values of only the tags a sidecar touches, so that:
+Used by ``convert --sidecar`` (also with ``--restarts split``) and ``tbrewrite merge``.
+Before a run is written, one streaming pass reads the log's values of only the tags a
+sidecar touches (none, for the usual per-batch sidecar), and, where counts or matches
+need it, one more streams the sidecar's rows, so that:
 
-* a learning-rate sidecar's point replaces the log's point at the same tag and step
-  (the sidecar holds the rate actually used), and the report counts how many of those
-  differed beyond float32 rounding;
-* a CSVLogger point is added only where the log has none at that tag and step (the
-  log's value is kept), and gets the wall_time of the run's own events of that epoch;
+* every sidecar row belongs to the writing **process** whose time it was written in
+  (:mod:`tbrewrite.sidecars.processes`); with ``--restarts split`` it goes into that
+  process's output run only;
+* a learning-rate sidecar's point replaces, one for one, the log's point of the same
+  tag and step *in the same process* (the sidecar holds the rate actually used); of
+  several such points (two ``fit()`` calls in one process), the one nearest in
+  wall_time. A log point is named to the engine by its ``(step, wall_time)``, so
+  nothing else is left out -- a restarted log_dir keeps every other process's points --
+  and the report counts the log values really replaced and how many of them differed
+  beyond float32 rounding;
+* a CSVLogger point (no wall_time of its own) belongs to the latest process with an
+  event of that epoch to take its wall_time from (Keras's ``CSVLogger`` truncates its
+  file in each new ``fit()`` unless ``append=True``); it is added only where that
+  process has no point at that tag and step (the log's value is kept);
 * a sidecar matching no step of the run is an error, not a silent no-op.
+
+The points are not held: :class:`tbrewrite.sidecars.events.SidecarEvents` reads the
+sidecar again, in wall_time order, while the engine writes (CSVLogger points, one per
+epoch, are kept, placed). Memory grows only with the log values of the sidecar's own
+tags (a sidecar merged again into a run that holds its points already).
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn
 
-from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
-
-from tbrewrite.engine.scan import StreamScan
 from tbrewrite.errors import SidecarError
 from tbrewrite.events.reader import EventFileReader
 from tbrewrite.events.summary import scalar_value
 from tbrewrite.producers import GENERIC, KERAS_FLAT
 from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping
-from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar
+from tbrewrite.sidecars.events import SidecarEvents, wall
+from tbrewrite.sidecars.processes import NO_PROCESS, Processes, ScannedRun
+from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar, SidecarPoint
 
+__all__ = ["MergePlan", "ScannedRun", "SidecarEvents", "SidecarReport", "plan_merge", "plan_merges"]
 
-class ScannedRun(Protocol):
-    """What sidecar placement needs to know of a scanned run.
-
-    ``convert``'s :class:`tbrewrite.commands.convertplan.RunScan` is one.
-    """
-
-    @property
-    def run(self) -> str:
-        """The run's path relative to the logdir, as messages name it."""
-        ...
-
-    @property
-    def layout(self) -> str:
-        """The run's layout (:data:`tbrewrite.producers.KERAS_FLAT`, ...)."""
-        ...
-
-    @property
-    def sources(self) -> Sequence[_Source]:
-        """The run's streams (``train/``, ``validation/``, the folder itself)."""
-        ...
-
-    @property
-    def scans(self) -> Sequence[StreamScan]:
-        """One scan per source, in the order of :attr:`sources`."""
-        ...
-
-    @property
-    def tag_map(self) -> Sequence[Mapping[str, str]]:
-        """One map source tag -> output tag per source, in the order of :attr:`sources`."""
-        ...
-
-
-class _Source(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def files(self) -> Sequence[Path]: ...
-
-
-_DT_FLOAT = 1
 _F32 = struct.Struct("<f")
+_LogPoint = tuple[int, float, float | None]
+"""``(step, wall_time, value)`` of one log value."""
 
 
 @dataclass
 class SidecarReport:
-    """What merging one sidecar did.
+    """What merging one sidecar into one output run did.
 
     Attributes:
         path: str. The sidecar file.
         kind: str. ``learning-rate`` or ``csv-logger``; rows: ``epoch`` or ``batch``.
         added: int. Points written from the sidecar.
-        replaced: int. Log points replaced by the sidecar's (learning-rate sidecar).
+        replaced: int. Log values replaced by the sidecar's (learning-rate sidecar).
         differed: int. Of those, how many differed beyond float32 rounding.
         kept: int. Sidecar points not written because the log has that point (CSVLogger).
     """
@@ -98,34 +76,38 @@ class SidecarReport:
 
 @dataclass
 class MergePlan:
-    """Sidecar events to add and log points to drop, for one output run.
+    """Sidecar events to add and log values to leave out, for one output run.
 
     Attributes:
-        events: list of Event, sorted by wall_time (stable), tags final.
-        drop: dict output tag -> set of steps whose log values are replaced.
-        reports: list of SidecarReport.
+        events: SidecarEvents (re-iterable, sized), tags final.
+        drop: dict output tag -> set of ``(step, wall_time)`` of the log values replaced.
+        reports: list of SidecarReport, one per sidecar with points in this run.
     """
 
-    events: list[event_pb2.Event] = field(default_factory=list)
-    drop: dict[str, set[int]] = field(default_factory=dict)
+    events: SidecarEvents = field(default_factory=SidecarEvents)
+    drop: dict[str, set[tuple[int, float]]] = field(default_factory=dict)
     reports: list[SidecarReport] = field(default_factory=list)
 
 
-def _log_points(plan: ScannedRun, wanted: set[str], resync: bool) -> dict[str, list[tuple[int, float, float | None]]]:
-    """Stream the run once and return ``(step, wall_time, value)`` of the wanted output tags."""
-    points: dict[str, list[tuple[int, float, float | None]]] = {}
-    for source, tmap in zip(plan.sources, plan.tag_map, strict=True):
-        interesting = {tag for tag, out in tmap.items() if out in wanted}
-        if not interesting:
-            continue
-        for path in source.files:
-            for event in EventFileReader(path, resync=resync).events():
-                if not event.HasField("summary"):
-                    continue
-                for value in event.summary.value:
-                    if value.tag in interesting:
-                        out = tmap[value.tag]
-                        points.setdefault(out, []).append((event.step, event.wall_time, scalar_value(value)))
+def _log_points(
+    runs: Sequence[ScannedRun], processes: Processes, wanted: set[str], resync: bool
+) -> dict[int, dict[str, list[_LogPoint]]]:
+    """Stream the runs once; return, per process, ``(step, wall_time, value)`` of the wanted output tags."""
+    points: dict[int, dict[str, list[_LogPoint]]] = {}
+    for r, run in enumerate(runs):
+        for source, tmap in zip(run.sources, run.tag_map, strict=True):
+            interesting = {tag for tag, out in tmap.items() if out in wanted}
+            if not interesting:
+                continue
+            for path in source.files:
+                mine = points.setdefault(processes.of_file[(r, path)], {})
+                for event in EventFileReader(path, resync=resync).events():
+                    if not event.HasField("summary"):
+                        continue
+                    for value in event.summary.value:
+                        if value.tag in interesting:
+                            out = tmap[value.tag]
+                            mine.setdefault(out, []).append((event.step, event.wall_time, scalar_value(value)))
     return points
 
 
@@ -188,79 +170,206 @@ def _busiest_tag(plan: ScannedRun, source_name: str, prefix: str, suffix: str = 
     return best
 
 
-def plan_merge(
-    plan: ScannedRun, sidecars: list[Sidecar], *, resync: bool = False, mapping: TagMapping | None = None
-) -> MergePlan:
-    """Decide which sidecar points to add and which log points they replace.
+@dataclass
+class _Epochs:
+    """The tags a CSVLogger file's epochs are placed by, in one run."""
 
-    ``mapping`` (how a Keras tag would be converted) lets a CSVLogger file find its
-    epochs' wall_times in a run that was not converted (``epoch_loss``, ``loss``).
+    aliases: dict[str, str]
+    evaluation: str | None
+    batches: str | None
+
+
+def plan_merge(
+    plan: ScannedRun,
+    sidecars: Sequence[Sidecar],
+    *,
+    sessions: Sequence[Collection[Path]] = (),
+    resync: bool = False,
+    mapping: TagMapping | None = None,
+) -> MergePlan:
+    """Decide which sidecar points to add to one output run and which log values they replace.
+
+    See :func:`plan_merges`, of which this is the case of one output run.
+    """
+    return plan_merges([plan], sidecars, sessions=sessions, resync=resync, mapping=mapping)[0]
+
+
+def plan_merges(
+    runs: Sequence[ScannedRun],
+    sidecars: Sequence[Sidecar],
+    *,
+    sessions: Sequence[Collection[Path]] = (),
+    resync: bool = False,
+    mapping: TagMapping | None = None,
+) -> list[MergePlan]:
+    """Decide, for each output run, which sidecar points to add and which log values they replace.
+
+    Args:
+        runs: the output runs the sidecars' log_dir is written to: one (``convert``,
+            ``merge``), or one per process (``convert --restarts split``).
+        sidecars: the checked sidecar files.
+        sessions: groups of the runs' event files, one per writing process
+            (:func:`tbrewrite.producers.keras.split_sessions`); without them each run is
+            one process.
+        resync: bool. Read past damage.
+        mapping: TagMapping. How a Keras tag would be converted, so a CSVLogger file
+            finds its epochs' wall_times in a run that was not converted
+            (``epoch_loss``, ``loss``).
+
+    Returns:
+        list of MergePlan, one per run.
 
     Raises:
-        SidecarError: a sidecar matches no step of the run, or a CSVLogger epoch has no
-            event in the run to take its wall_time from.
+        SidecarError: a sidecar matches no step of the runs, or a CSVLogger epoch has no
+            event in them to take its wall_time from, or a sidecar changed while read.
     """
-    merge = MergePlan()
+    plans = [MergePlan() for _ in runs]
     if not sidecars:
-        return merge
+        return plans
+    mapping = mapping or TagMapping()
+    processes = Processes(runs, sessions)
     wanted = {t for s in sidecars for t in s.tags}
-    aliases = _aliases(plan, mapping or TagMapping(), wanted)
-    wanted.update(aliases)
-    evaluation = _busiest_tag(plan, VALIDATION_DIR, "evaluation_", "_vs_iterations")
-    batches = _busiest_tag(plan, TRAIN_DIR, "batch_")
-    wanted.update(t for t in (evaluation, batches) if t)
-    log = _log_points(plan, wanted, resync)
-    forms: dict[str, str] = {}
-    for scan, tmap in zip(plan.scans, plan.tag_map, strict=True):
-        for tag, stats in scan.tags.items():
-            forms.setdefault(tmap[tag], stats.form)
-    default_form = "simple_value" if plan.layout == KERAS_FLAT else "tensor"
-    pending: list[tuple[float, int, event_pb2.Event]] = []
-    for sidecar in sidecars:
-        report = SidecarReport(str(sidecar.path), sidecar.kind, sidecar.rows)
-        merge.reports.append(report)
-        _check_overlap(plan, sidecar)
-        if sidecar.kind == CSV_LOGGER:
-            _place_epochs(plan, sidecar, log, evaluation, batches, aliases)
-        have = {tag: {step: value for step, _, value in log.get(tag, [])} for tag in sidecar.tags}
-        for point in sidecar.points:
-            existing = have[point.tag]
-            if point.step in existing:
-                if not sidecar.sidecar_wins:
-                    report.kept += 1
-                    continue
-                report.replaced += 1
-                report.differed += _differs(point.value, existing[point.step])
-                merge.drop.setdefault(point.tag, set()).add(point.step)
-            form = forms.get(point.tag, default_form)
-            assert point.wall_time is not None
-            pending.append(
-                (point.wall_time, len(pending), _event(point.tag, point.step, point.wall_time, point.value, form))
+    epochs: list[_Epochs] = []
+    if any(s.kind == CSV_LOGGER for s in sidecars):
+        for run in runs:
+            found = _Epochs(
+                _aliases(run, mapping, wanted),
+                _busiest_tag(run, VALIDATION_DIR, "evaluation_", "_vs_iterations"),
+                _busiest_tag(run, TRAIN_DIR, "batch_"),
             )
-            report.added += 1
-    pending.sort(key=lambda p: (p[0], p[1]))
-    merge.events = [e for _, _, e in pending]
-    return merge
-
-
-def _check_overlap(plan: ScannedRun, sidecar: Sidecar) -> None:
-    if sidecar.kind == CSV_LOGGER:
-        return
-    span = _epoch_range(plan, batch=sidecar.rows == "batch")
-    if span is None:
-        return
-    low, high = span
-    if not any(low <= p.step <= high for p in sidecar.points):
-        first = sidecar.points[0]
-        column = "step" if sidecar.rows == "batch" else "epoch"
-        steps = sorted({p.step for p in sidecar.points})
-        raise SidecarError(
-            f"{sidecar.path}: line {first.line}, column '{column}': {column}s {steps[0]}..{steps[-1]} match "
-            f"nothing in run {plan.run} ({'batch steps' if sidecar.rows == 'batch' else 'epochs'} {low}..{high})"
+            epochs.append(found)
+            wanted.update(found.aliases)
+            wanted.update(t for t in (found.evaluation, found.batches) if t)
+    log = _log_points(runs, processes, wanted, resync)
+    forms: dict[str, str] = {}
+    for run in runs:
+        for scan, tmap in zip(run.scans, run.tag_map, strict=True):
+            for tag, stats in scan.tags.items():
+                forms.setdefault(tmap[tag], stats.form)
+    reports: list[dict[int, SidecarReport]] = [{} for _ in runs]
+    placed: list[list[tuple[float, int, int, SidecarPoint]]] = [[] for _ in runs]
+    for order, sidecar in enumerate(sidecars):
+        if sidecar.kind == CSV_LOGGER:
+            _fill(runs, processes, log, epochs, sidecar, order, reports, placed)
+        else:
+            _replace(runs, processes, log, sidecar, order, reports, plans)
+    several = len(runs) > 1
+    for r, (run, merge) in enumerate(zip(runs, plans, strict=True)):
+        merge.reports = [reports[r][k] for k in sorted(reports[r])]
+        streams = tuple(
+            (sidecar, processes.of_run(r) if several else None)
+            for k, sidecar in enumerate(sidecars)
+            if sidecar.kind != CSV_LOGGER and k in reports[r] and reports[r][k].added
         )
+        merge.events = SidecarEvents(
+            streams,
+            processes.windows,
+            tuple(sorted(placed[r])),
+            forms,
+            "simple_value" if run.layout == KERAS_FLAT else "tensor",
+            sum(s.added for s in merge.reports),
+        )
+    for k, sidecar in enumerate(sidecars):  # a sidecar with points in no run is reported once
+        if not any(k in reports[r] for r in range(len(runs))):
+            plans[0].reports.append(SidecarReport(str(sidecar.path), sidecar.kind, sidecar.rows))
+    return plans
 
 
-def _batches_per_epoch(at_epoch: dict[int, float], evaluations: list[tuple[int, float, float | None]]) -> int | None:
+def _report(reports: list[dict[int, SidecarReport]], r: int, order: int, sidecar: Sidecar) -> SidecarReport:
+    report = reports[r].get(order)
+    if report is None:
+        report = reports[r][order] = SidecarReport(str(sidecar.path), sidecar.kind, sidecar.rows)
+    return report
+
+
+class _Candidate:
+    """A log value a learning-rate row may replace (all values of one tag, step and wall_time)."""
+
+    __slots__ = ("taken", "value", "values", "wall_time")
+
+    def __init__(self, wall_time: float, value: float | None) -> None:
+        self.wall_time = wall_time
+        self.value = value
+        self.values = 1
+        self.taken = False
+
+
+def _replace(
+    runs: Sequence[ScannedRun],
+    processes: Processes,
+    log: dict[int, dict[str, list[_LogPoint]]],
+    sidecar: Sidecar,
+    order: int,
+    reports: list[dict[int, SidecarReport]],
+    plans: list[MergePlan],
+) -> None:
+    """Stream a learning-rate sidecar: each row to its process, replacing that process's point one for one."""
+    candidates: dict[tuple[int, str, int], list[_Candidate]] = {}
+    for p, tags in log.items():
+        for tag in sidecar.tags & tags.keys():
+            for step, wall_time, value in tags[tag]:
+                same = candidates.setdefault((p, tag, step), [])
+                for c in same:
+                    if c.wall_time == wall_time:
+                        c.values += 1
+                        break
+                else:
+                    same.append(_Candidate(wall_time, value))
+    spans = [s for s in (_epoch_range(run, batch=sidecar.rows == "batch") for run in runs) if s is not None]
+    known = [_overlaps(sidecar, low, high) for low, high in spans]
+    matched = not spans or any(known)
+    if not candidates and len(runs) == 1 and (matched or None not in known):
+        # Nothing to replace, every row into the one run: the counts need no pass.
+        if matched:
+            _report(reports, 0, order, sidecar).added = sidecar.count
+            return
+        _no_match(sidecar, runs, spans)
+    owner = processes.windows.owner
+    for point in sidecar.points():
+        wall_time = wall(point)
+        p = owner(wall_time)
+        r = processes.run[p] if p != NO_PROCESS else 0
+        report = _report(reports, r, order, sidecar)
+        report.added += 1
+        if not matched:
+            matched = any(low <= point.step <= high for low, high in spans)
+        free = [c for c in candidates.get((p, point.tag, point.step), ()) if not c.taken]
+        if free:
+            c = min(free, key=lambda c: abs(c.wall_time - wall_time))
+            c.taken = True
+            report.replaced += c.values
+            report.differed += c.values if _differs(point.value, c.value) else 0
+            plans[r].drop.setdefault(point.tag, set()).add((point.step, c.wall_time))
+    if not matched:
+        _no_match(sidecar, runs, spans)
+
+
+def _overlaps(sidecar: Sidecar, low: int, high: int) -> bool | None:
+    """Whether a step of ``sidecar`` lies in ``low..high``, from its range and stride; None if unknown."""
+    if sidecar.max_step < low or sidecar.min_step > high:
+        return False
+    if low <= sidecar.min_step <= high or low <= sidecar.max_step <= high:
+        return True
+    if sidecar.stride:  # min_step < low <= high < max_step, steps min_step + k * stride
+        first = sidecar.min_step + -(-(low - sidecar.min_step) // sidecar.stride) * sidecar.stride
+        return first <= high
+    return None
+
+
+def _no_match(sidecar: Sidecar, runs: Sequence[ScannedRun], spans: list[tuple[int, int]]) -> NoReturn:
+    """Raise the error of a sidecar none of whose steps is a step of the runs."""
+    column = "step" if sidecar.rows == "batch" else "epoch"
+    what = "batch steps" if sidecar.rows == "batch" else "epochs"
+    names = ", ".join(run.run for run in runs)
+    ranges = ", ".join(f"{low}..{high}" for low, high in spans)
+    raise SidecarError(
+        f"{sidecar.path}: line {sidecar.first_line}, column '{column}': {column}s "
+        f"{sidecar.min_step}..{sidecar.max_step} match nothing in run{'s' if len(runs) > 1 else ''} {names} "
+        f"({what} {ranges})"
+    )
+
+
+def _batches_per_epoch(at_epoch: dict[int, float], evaluations: list[_LogPoint]) -> int | None:
     """Infer batches per epoch from an evaluation point and the epoch it closes.
 
     Keras writes ``evaluation_*_vs_iterations`` at step ``optimizer.iterations`` in
@@ -276,55 +385,75 @@ def _batches_per_epoch(at_epoch: dict[int, float], evaluations: list[tuple[int, 
     return None
 
 
-def _place_epochs(
-    plan: ScannedRun,
-    sidecar: Sidecar,
-    log: dict[str, list[tuple[int, float, float | None]]],
-    evaluation: str | None,
-    batches: str | None,
-    aliases: dict[str, str],
-) -> None:
-    """Give each CSVLogger point the wall_time of the run's own events of that epoch.
+class _Placer:
+    """Where one process's events put a CSVLogger file's epochs in time.
 
     In order: the earliest log event at that epoch of a tag the file also holds; the
     evaluation event of that epoch; the last batch event inside that epoch (batches per
     epoch inferred as in :func:`_batches_per_epoch`) -- the case of tensorflow#49109,
     where the epoch's own summaries were never written.
     """
-    at_epoch: dict[int, float] = {}
-    epoch_tags = sidecar.tags | {alias for alias, tag in aliases.items() if tag in sidecar.tags}
-    for tag in epoch_tags:
-        for step, logged_at, _ in log.get(tag, []):
-            at_epoch[step] = min(logged_at, at_epoch.get(step, math.inf))
-    first_epoch = min(p.step for p in sidecar.points)
-    evaluation_points = log.get(evaluation, []) if evaluation else []
-    per_epoch = _batches_per_epoch(at_epoch, evaluation_points)
-    batch_points = log.get(batches, []) if batches else []
-    for point in sidecar.points:
-        wall_time = at_epoch.get(point.step)
-        if wall_time is None and per_epoch:
-            low, high = point.step * per_epoch, (point.step + 1) * per_epoch
-            inside = [t for step, t, _ in evaluation_points if step == high]
-            inside = inside or [t for step, t, _ in batch_points if low < step <= high]
+
+    def __init__(self, log: dict[str, list[_LogPoint]], sidecar: Sidecar, epochs: _Epochs, first_epoch: int) -> None:
+        self.at_epoch: dict[int, float] = {}
+        tags = sidecar.tags | {alias for alias, tag in epochs.aliases.items() if tag in sidecar.tags}
+        for tag in tags:
+            for step, logged_at, _ in log.get(tag, []):
+                self.at_epoch[step] = min(logged_at, self.at_epoch.get(step, math.inf))
+        self.first_epoch = first_epoch
+        self.evaluations = log.get(epochs.evaluation, []) if epochs.evaluation else []
+        self.per_epoch = _batches_per_epoch(self.at_epoch, self.evaluations)
+        self.batches = log.get(epochs.batches, []) if epochs.batches else []
+
+    def place(self, epoch: int) -> float | None:
+        """Return the wall_time of ``epoch`` in this process, or None if it has no event to take it from."""
+        wall_time = self.at_epoch.get(epoch)
+        if wall_time is None and self.per_epoch:
+            low, high = epoch * self.per_epoch, (epoch + 1) * self.per_epoch
+            inside = [t for step, t, _ in self.evaluations if step == high]
+            inside = inside or [t for step, t, _ in self.batches if low < step <= high]
             wall_time = max(inside) if inside else None
-        if wall_time is None and not per_epoch and 0 <= point.step - first_epoch < len(evaluation_points):
-            wall_time = evaluation_points[point.step - first_epoch][1]
-        if wall_time is None:
+        if wall_time is None and not self.per_epoch and 0 <= epoch - self.first_epoch < len(self.evaluations):
+            wall_time = self.evaluations[epoch - self.first_epoch][1]
+        return wall_time
+
+
+def _fill(
+    runs: Sequence[ScannedRun],
+    processes: Processes,
+    log: dict[int, dict[str, list[_LogPoint]]],
+    epochs: list[_Epochs],
+    sidecar: Sidecar,
+    order: int,
+    reports: list[dict[int, SidecarReport]],
+    placed: list[list[tuple[float, int, int, SidecarPoint]]],
+) -> None:
+    """Place a CSVLogger file's points (one row per epoch: held) in the latest process having the epoch."""
+    points = list(sidecar.points())
+    first_epoch = min(p.step for p in points)
+    placers: dict[int, _Placer] = {}
+    have: dict[tuple[int, str], set[int]] = {}
+    for seq, point in enumerate(points):
+        for p in processes.latest_first:
+            placer = placers.get(p)
+            if placer is None:
+                r = processes.run[p]
+                placer = placers[p] = _Placer(log.get(p, {}), sidecar, epochs[r], first_epoch)
+            wall_time = placer.place(point.step)
+            if wall_time is not None:
+                break
+        else:
             raise SidecarError(
                 f"{sidecar.path}: line {point.line}, column 'epoch': epoch {point.step} matches nothing in run "
-                f"{plan.run} (no epoch or evaluation event to take its wall_time from)"
+                f"{', '.join(run.run for run in runs)} (no epoch or evaluation event to take its wall_time from)"
             )
-        point.wall_time = wall_time
-
-
-def _event(tag: str, step: int, wall_time: float, value: float, form: str) -> event_pb2.Event:
-    event = event_pb2.Event(wall_time=wall_time, step=step)
-    v = event.summary.value.add(tag=tag)
-    if form == "simple_value":
-        v.simple_value = value
-        return event
-    v.tensor.CopyFrom(tensor_pb2.TensorProto(dtype=_DT_FLOAT, float_val=[value]))
-    v.tensor.tensor_shape.SetInParent()
-    v.metadata.plugin_data.plugin_name = "scalars"
-    v.metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
-    return event
+        r = processes.run[p]
+        report = _report(reports, r, order, sidecar)
+        steps = have.get((p, point.tag))
+        if steps is None:
+            steps = have[(p, point.tag)] = {step for step, _, _ in log.get(p, {}).get(point.tag, [])}
+        if point.step in steps:
+            report.kept += 1
+            continue
+        report.added += 1
+        placed[r].append((wall_time, order, seq, point._replace(wall_time=wall_time)))

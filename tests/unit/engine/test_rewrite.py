@@ -192,11 +192,13 @@ def test_sources_and_extra_events_merge_by_wall_time(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tag", ["lr", "train/learning_rate"], ids=["renamed", "final-name"])
-def test_replaced_steps_are_left_out_for_the_extra_points(tmp_path: Path, tag: str) -> None:
+def test_replaced_values_are_left_out_for_the_extra_points(tmp_path: Path, tag: str) -> None:
     # merge replaces points of a converted run, whose tags have their final names already.
     records = [ev.file_version()]
     for s in range(4):
         records += [ev.summary(T0 + s, s, ev.simple(tag, 0.5)), ev.summary(T0 + s, s, ev.simple("loss", 1.0))]
+    # A second process (a restart) wrote steps 2 and 3 again, later: not replaced.
+    records += [ev.summary(T0 + 10 + s, s, ev.simple(tag, 0.75)) for s in (2, 3)]
     path = ev.write(tmp_path / "in" / "f", records)
     extra = []
     for s in (2, 3):  # step 1 is a value of the tag neither first nor replaced
@@ -209,7 +211,7 @@ def test_replaced_steps_are_left_out_for_the_extra_points(tmp_path: Path, tag: s
         Header.OWN,
         wall_time=T0,
         extra=tuple(extra),
-        replaced={"train/learning_rate": frozenset({2, 3})},
+        replaced={"train/learning_rate": frozenset({(2, T0 + 2), (3, T0 + 3)})},
     )
     result, out = run(plan)
     assert [(tag, step, x) for _, step, tag, x in values(out) if tag != "loss"] == [
@@ -217,6 +219,8 @@ def test_replaced_steps_are_left_out_for_the_extra_points(tmp_path: Path, tag: s
         ("train/learning_rate", 1, 0.5),
         ("train/learning_rate", 2, 0.25),
         ("train/learning_rate", 3, 0.25),
+        ("train/learning_rate", 2, 0.75),
+        ("train/learning_rate", 3, 0.75),
     ]
     assert [step for _, step, tag, _ in values(out) if tag == "loss"] == [0, 1, 2, 3]
     assert result.values_replaced == 2

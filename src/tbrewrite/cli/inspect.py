@@ -16,6 +16,7 @@ from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_
 
 if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
     from tbrewrite.commands.inspect import InspectedRun, LogdirReport
+    from tbrewrite.sparkline import Sparkline
 
 
 @app.command("inspect")
@@ -25,8 +26,11 @@ def inspect_command(
     resync: Annotated[
         bool, typer.Option("--resync", help="After damage, continue from the next valid record.")
     ] = False,
+    no_sparklines: Annotated[
+        bool, typer.Option("--no-sparklines", help="Do not draw each scalar tag's curve (saves a second read).")
+    ] = False,
 ) -> None:
-    """Show what a log holds: runs, files, tags, Keras layout, restarts and damage.
+    """Show what a log holds: runs, files, tags and their curves, Keras layout, restarts and damage.
 
     Example: tbrewrite inspect logs/fit --json
     """
@@ -39,6 +43,12 @@ def inspect_command(
     else:
         for run in report.runs:
             _print_run(run)
+            if not no_sparklines:
+                with errors_to_exit():
+                    from tbrewrite.commands.inspect import sparklines
+
+                    curves = sparklines(run, resync=resync)
+                _print_curves(run, curves)
         _print_summary(report)
     report_damage(report.damage)
     for run in report.runs:
@@ -106,6 +116,30 @@ def _print_run(run: InspectedRun) -> None:
             f"steps of '{t.tag}' go backwards or repeat {t.backwards_count} time(s) (first {prev} -> {step})",
             markup=False,
         )
+
+
+def _number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _print_curves(run: InspectedRun, curves: dict[str, Sparkline]) -> None:
+    """One row per scalar tag: its steps, sparkline (values in read order), min, max and last value."""
+    if not curves:
+        return
+    steps = {t.tag: f"{t.first_step}..{t.last_step}" for t in run.tags}
+    table = Table(show_edge=False)
+    table.add_column("scalar", overflow="fold")
+    table.add_column("steps", no_wrap=True)
+    table.add_column("curve", no_wrap=True)
+    for column in ("min", "max", "last"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for tag, line in curves.items():
+        other = [f"{n} {k}" for n, k in ((line.nan, "nan"), (line.posinf, "+inf"), (line.neginf, "-inf")) if n]
+        curve = Text(line.render(), style="cyan")
+        if other:
+            curve.append(" " + ", ".join(other), style="red")
+        table.add_row(Text(tag), steps[tag], curve, _number(line.min), _number(line.max), _number(line.last))
+    out.print(table)
 
 
 def _print_summary(report: LogdirReport) -> None:

@@ -25,6 +25,10 @@ Choices, each written down in the README:
   else ``generic`` -- exactly what ``convert`` decides.
 * **A single event file** as PATH is one run ``"."`` holding that file; its path is
   reported relative to the file's folder (its name).
+* **Sparklines.** :func:`sparklines` reads a run's scalar values with ``export``'s reader
+  (:func:`tbrewrite.commands.export.iter_values`: a second pass over the run's loaded
+  files, made only when the curves are drawn) and folds each tag into a
+  :class:`tbrewrite.sparkline.Sparkline`, in memory bounded by the line's width.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tbrewrite.commands.export import iter_values
 from tbrewrite.engine.scan import FileStats, StreamScan, TagStats, scan_files
 from tbrewrite.errors import InputError
 from tbrewrite.events.framing import Damage
@@ -52,6 +57,7 @@ from tbrewrite.producers.keras import (
     split_sources,
     tf49109_warnings,
 )
+from tbrewrite.sparkline import Sparkline
 from tbrewrite.storage import local_path
 
 __all__ = [
@@ -63,6 +69,7 @@ __all__ = [
     "LogdirReport",
     "inspect_logdir",
     "iter_runs",
+    "sparklines",
 ]
 
 EVENT_KINDS = (
@@ -75,6 +82,9 @@ EVENT_KINDS = (
     "log_message",
 )
 """The ``Event.what`` fields always present in a run's ``events`` counts."""
+
+SPARKLINE_WIDTH = 24
+"""Characters of a sparkline: up to 24 points one each, else 12 min/max buckets."""
 
 BACKWARDS_KEPT = 1
 """Per tag, only the first step that goes backwards is kept (the rest are counted), so a
@@ -254,6 +264,45 @@ def iter_runs(path: str | os.PathLike[str], *, resync: bool = False) -> Iterator
         yield _inspect_run(folder.rel, folder.path, files, root, resync)
     if not found:
         raise InputError(f"{root}: no event files found (names containing 'tfevents')")
+
+
+def sparklines(run: InspectedRun, *, width: int = SPARKLINE_WIDTH, resync: bool = False) -> dict[str, Sparkline]:
+    """Fold each scalar tag of ``run`` into a one-line curve.
+
+    Args:
+        run: InspectedRun. Its loaded files are read again, for their scalar values only.
+        width: int, a multiple of 4. The most characters a line takes.
+        resync: bool. After damage, continue from the next valid record (as the scan did).
+
+    Returns:
+        dict of tag -> Sparkline (with the tag's ``min``, ``max`` and ``last`` value), for
+        the tags holding scalar values, in the order of :attr:`InspectedRun.tags`.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    expected = {t.tag: t.count for t in run.tags if t.kind == "scalar"}
+    if not expected:
+        return {}
+    lines: dict[str, Sparkline] = {}
+    by_id: list[Sparkline | None] = []
+    for tags, tag_ids, values in iter_values([f.path for f in run.files if f.loaded], resync=resync):
+        for tag in tags[len(by_id) :]:
+            line = None
+            if tag in expected:
+                line = lines[tag] = Sparkline(width, expected=expected[tag])
+            by_id.append(line)
+        groups: dict[int, list[float]] = {}
+        for tag_id, value in zip(tag_ids, values, strict=True):
+            group = groups.get(tag_id)
+            if group is None:
+                group = groups[tag_id] = []
+            group.append(value)
+        for tag_id, group in groups.items():
+            line = by_id[tag_id]
+            if line is not None:
+                line.extend(group)
+    return {tag: lines[tag] for tag in expected if tag in lines and lines[tag].count}
 
 
 def _inspect_run(run: str, run_dir: Path, files: list[Path], base: Path, resync: bool) -> InspectedRun:

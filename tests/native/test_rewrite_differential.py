@@ -4,10 +4,11 @@ Random plans over random event files (several sources of several files, one to t
 values per event, first-value metadata with and without a display name equal to the tag,
 non-summary events, records of other shapes, equal, NaN and signed-zero wall_times, steps
 that go back), damaged ones (cut, flipped, garbage, re-framed undecodable payloads; with
-and without resync), extra events, replaced steps, drops, renames and keep-last; and
-files changed after their scan. Each plan is rewritten by both engines
-(``TBREWRITE_ENGINE``), and the output files must be byte-identical and every field of
-:class:`OutputResult` equal (damage kinds, offsets, detail; notes; counts).
+and without resync), extra events, replaced steps, drops, renames, keep-last, crop
+windows (steps and wall_times) and step offsets; and files changed after their scan.
+Each plan is rewritten by both engines (``TBREWRITE_ENGINE``), and the output files must
+be byte-identical and every field of :class:`OutputResult` equal (damage kinds, offsets,
+detail; notes; counts).
 
 ``TBREWRITE_DIFF_SCALE=N`` multiplies the number of plans (default 1: 300 plans, a few
 seconds); ``native/README.md`` gives the long run's command and figures.
@@ -32,7 +33,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from support import events as ev
 from support.tfrecord import frame
-from tbrewrite.engine.plan import Header, OutputPlan, SourceFile, SourcePlan, TagAction
+from tbrewrite.engine.plan import Header, OutputPlan, SourceFile, SourcePlan, TagAction, Window
 from tbrewrite.engine.rewrite import OutputResult, rewrite
 from tbrewrite.engine.scan import scan_files
 from tbrewrite.events.framing import CHECKPOINT_RECORDS
@@ -133,6 +134,7 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
         scan = scan_files(paths, resync=resync)
         tags = {}
         keep_last = rng.random() < 0.3
+        offset = rng.choice([0, 0, 0, 5, 100])  # one per source: an Event's values share it
         for tag, stats in scan.tags.items():
             roll = rng.random()
             new = None if roll < 0.15 else tag if roll < 0.5 else f"{rng.choice(['train', 'val'])}/{tag}"
@@ -142,7 +144,12 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
                 ev.metadata("scalars", display_name=tag if rng.random() < 0.3 else "") if rng.random() < 0.5 else None
             )
             backwards = tuple(stats.backwards) if keep_last else ()
-            tags[tag] = TagAction(new, first, backwards)
+            window = None
+            if rng.random() < 0.25:
+                lo, hi = rng.choice([None, 0, 3, 10]), rng.choice([None, 5, 20, 200])
+                wall = (rng.choice([None, ev.T0 + 5]), rng.choice([None, ev.T0 + 20]))
+                window = Window((lo, hi), wall if rng.random() < 0.3 else (None, None))
+            tags[tag] = TagAction(new, first, backwards, window=window, step_offset=offset)
         sources.append(SourcePlan(f"s{s}", tuple(SourceFile.from_stats(f) for f in scan.files), tags))
     extra: list[event_pb2.Event] = []
     replaced: dict[str, frozenset[int]] = {}

@@ -10,7 +10,7 @@ starts (:class:`Header`). Plans are frozen: built once from a scan, never mutate
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -48,6 +48,29 @@ class MetadataEdit(Protocol):
 
 
 @dataclass(frozen=True)
+class Window:
+    """Which values a cropped tag keeps: ``START <= x < STOP`` per bound, None open.
+
+    Attributes:
+        steps: ``(start, stop)`` of int or None: the steps kept (Python-slice style).
+        wall_times: ``(start, stop)`` of float seconds since the Unix epoch, or None.
+    """
+
+    steps: tuple[int | None, int | None] = (None, None)
+    wall_times: tuple[float | None, float | None] = (None, None)
+
+    def holds(self, step: int, wall_time: float) -> bool:
+        """Return whether a value at ``step`` and ``wall_time`` is kept (NaN wall_time: only if unbounded)."""
+        lo, hi = self.steps
+        if (lo is not None and step < lo) or (hi is not None and step >= hi):
+            return False
+        start, stop = self.wall_times
+        if start is not None and not wall_time >= start:
+            return False
+        return stop is None or wall_time < stop
+
+
+@dataclass(frozen=True)
 class TagAction:
     """What happens to the values of one source tag.
 
@@ -65,12 +88,25 @@ class TagAction:
         edit_metadata: MetadataEdit or None. Applied to the metadata of every value of
             the tag that carries metadata (after ``first_metadata`` is put on); the tag's
             records then never take the fast path.
+        window: Window or None. Keep only the values inside it (``crop``); None keeps
+            every value. The tag's records then never take the fast path.
+        step_offset: int. Added to the step of every value of the tag (``concat`` of a
+            run whose steps restarted), before ``backwards`` and ``window`` are applied;
+            the values' Event gets the new step, so all values of one Event must have the
+            same offset. Non-zero keeps the tag's records off the fast path.
     """
 
     new: str | None
     first_metadata: summary_pb2.SummaryMetadata | None = None
     backwards: tuple[tuple[int, int, int], ...] = ()
     edit_metadata: MetadataEdit | None = None
+    window: Window | None = None
+    step_offset: int = 0
+
+    @property
+    def per_value(self) -> bool:
+        """True if a value's fate depends on its step or wall_time (never the fast path)."""
+        return self.window is not None or self.step_offset != 0
 
 
 @dataclass(frozen=True)
@@ -149,7 +185,9 @@ class OutputPlan:
             wall_time, read once per rewrite (the sources are streamed alongside).
         replaced: mapping output tag -> ``(step, wall_time)`` of the values from the
             sources that are left out because an extra event replaces them (one value
-            each: the same step of another process, at another wall_time, is kept).
+            each: the same step of another process, at another wall_time, is kept); a
+            frozenset, or any container (``convert`` and ``merge`` give
+            :class:`tbrewrite.sidecars.logpoints.PointSet`, two sorted arrays).
         resync: bool. Read past damage in the sources.
     """
 
@@ -158,5 +196,5 @@ class OutputPlan:
     header: Header
     wall_time: float = 0.0
     extra: ExtraEvents = ()
-    replaced: Mapping[str, frozenset[tuple[int, float]]] = field(default_factory=dict)
+    replaced: Mapping[str, Container[tuple[int, float]]] = field(default_factory=dict)
     resync: bool = False

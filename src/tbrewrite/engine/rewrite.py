@@ -29,6 +29,7 @@ from tensorboard.compat.proto import event_pb2
 from tbrewrite.engine import select
 from tbrewrite.engine.plan import Header, OutputPlan, SourceFile, SourcePlan, TagAction
 from tbrewrite.engine.restarts import Survivors
+from tbrewrite.errors import InputError
 from tbrewrite.events.framing import CHANGED, TRUNCATED, Checkpoint, Damage, DamageKind
 from tbrewrite.events.reader import EventFileReader, Record
 from tbrewrite.events.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, retag_head
@@ -51,6 +52,8 @@ class OutputResult:
         values_renamed: int. Summary values whose tag changed.
         values_dropped: int. Summary values left out by a drop.
         values_superseded: int. Values left out by ``--restarts keep-last``.
+        values_cropped: int. Values left out because they lie outside their tag's
+            :class:`~tbrewrite.engine.plan.Window`.
         values_replaced: int. Values left out because an extra point replaces them.
         changed: bool. Some record written differs from the input's.
         damage: list of Damage found by this pass that the scan had not seen.
@@ -65,6 +68,7 @@ class OutputResult:
     values_dropped: int = 0
     values_superseded: int = 0
     values_replaced: int = 0
+    values_cropped: int = 0
     changed: bool = False
     damage: list[Damage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -162,15 +166,29 @@ class _Pass:
         written = self.written
         changed = False
         drop: list[int] = []
+        shift: int | None = None  # the step offset of the event's values
         for k, value in enumerate(event.summary.value):
             tag = value.tag
+            action = tags.get(tag) or TagAction(tag)
+            if shift is None:
+                shift = action.step_offset
+            elif action.step_offset != shift:
+                raise InputError(
+                    f"{self.plan.sources[i].name}: the values of one event at step {event.step} would need "
+                    f"step offsets {shift} and {action.step_offset}; give one --step-offset N"
+                )
             if tag in done:
                 continue
-            if tag in keepers and not keepers[tag].keep(event.step):
+            step = event.step + shift
+            if tag in keepers and not keepers[tag].keep(step):
                 drop.append(k)
                 result.values_superseded += 1
                 continue
-            action = tags.get(tag) or TagAction(tag)
+            window = action.window
+            if window is not None and not window.holds(step, event.wall_time):
+                drop.append(k)
+                result.values_cropped += 1
+                continue
             out = action.new
             if out is None:
                 drop.append(k)
@@ -195,14 +213,17 @@ class _Pass:
                     if value.metadata.display_name == tag:
                         value.metadata.display_name = out
                     changed = True
-            elif out == tag and tag not in keepers and out not in replaced and edit is None:
+            elif out == tag and tag not in keepers and out not in replaced and edit is None and not action.per_value:
                 done.add(tag)
             if edit is not None and value.HasField("metadata") and edit(value.metadata):
                 changed = True
-            if tag not in keepers and out not in replaced and edit is None:
+            if tag not in keepers and out not in replaced and edit is None and not action.per_value:
                 key, new = tag.encode(), None if out == tag else out.encode()
                 self.fast[i][key] = new
                 self.new_fast.append((key, new))
+        if shift:
+            event.step += shift
+            changed = True
         if drop:
             for k in reversed(drop):
                 del event.summary.value[k]

@@ -41,15 +41,15 @@ from tbrewrite.engine.plan import SourceFile, TagAction, Window
 from tbrewrite.engine.scan import TagStats, scan_files
 from tbrewrite.errors import InputError, UsageError
 from tbrewrite.events.framing import Damage
+from tbrewrite.events.summary import STEPLESS_KINDS
 from tbrewrite.logdir import check_dir, list_event_files
 from tbrewrite.logdir import runs as run_folders
 from tbrewrite.output.swap import recover
 from tbrewrite.output.transaction import check_output_folder
 from tbrewrite.storage import local_path
 
-UNCROPPED_KINDS = frozenset({"graph", "hparams", "custom_scalars"})
-"""Value kinds (:func:`tbrewrite.events.summary.value_kind`) whose step is not a point of a
-series: always kept."""
+UNCROPPED_KINDS = STEPLESS_KINDS
+"""Value kinds (:func:`tbrewrite.events.summary.value_kind`) always kept."""
 
 
 def parse_steps(text: str) -> tuple[int | None, int | None]:

@@ -64,6 +64,11 @@ _PLUGIN_KINDS = {
     "custom_scalars": "custom_scalars",
 }
 
+STEPLESS_KINDS = frozenset({"graph", "hparams", "custom_scalars"})
+"""Kinds whose step is not a point of a series (the Keras model config ``keras``, hparams'
+``_hparams_/...`` summaries, a custom_scalars layout, all at step 0): ``crop`` keeps them
+and ``concat`` never offsets them."""
+
 
 def value_kind(value: summary_pb2.Summary.Value, plugin_name: str) -> str:
     """Classify a summary value as TensorBoard's dashboards would.

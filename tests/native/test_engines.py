@@ -36,7 +36,8 @@ from tbrewrite.engine.select import ENV  # noqa: E402
 from tbrewrite.events.framing import CHECKPOINT_RECORDS, encode_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus"
+from support.paths import CORPUS  # noqa: E402  (TBREWRITE_TEST_CORPUS, or ../shared/corpus)
+
 FIXTURES = ROOT / "fixtures"
 SCALE = int(os.environ.get("TBREWRITE_DIFF_SCALE", "1"))
 
@@ -248,7 +249,7 @@ def test_scan_files_on_corpus_and_fixtures(monkeypatch: pytest.MonkeyPatch, resy
         for path in run:
             assert_same_scan([path], monkeypatch, resync=resync)
     assert_same_scan([p for run in runs for p in run], monkeypatch, resync=resync, backwards_limit=5)
-    assert events > 1000
+    assert events > 1000 or not CORPUS.is_dir()  # the fixtures alone hold fewer
 
 
 @pytest.mark.parametrize("batch", [1, 7, 1 << 16], ids=lambda b: f"batch{b}")
@@ -360,7 +361,7 @@ def test_export_on_corpus_and_fixtures(tmp_path: Path, monkeypatch: pytest.Monke
     if not roots:
         pytest.skip("no corpus and no fixtures")
     rows = sum(assert_same_export(root, monkeypatch, tmp_path) for root in roots)
-    assert rows > 1000
+    assert rows > 1000 or not CORPUS.is_dir()  # the fixtures alone hold fewer
 
 
 @pytest.mark.parametrize("chunk", [7, 100_000], ids=lambda c: f"chunk{c}")

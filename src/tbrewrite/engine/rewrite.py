@@ -33,7 +33,7 @@ from tbrewrite.errors import InputError
 from tbrewrite.events.framing import CHANGED, TRUNCATED, Checkpoint, Damage, DamageKind
 from tbrewrite.events.reader import EventFileReader, Record
 from tbrewrite.events.wire import REST_AT, SUMMARY_AT, TAG, WALL_TIME, retag_head
-from tbrewrite.events.writer import EventFileWriter, temp_path
+from tbrewrite.events.writer import EventFileWriter
 from tbrewrite.output.transaction import Transaction
 
 _SLOW = b"\x00slow"  # not a tag: fast-path lookups that miss
@@ -334,7 +334,7 @@ def _run_native(native: ModuleType, state: _Pass) -> None:
     ]
     fd = state.writer.native_fd() if state.writer is not None else None
     host = _NativeHost(state)
-    done = native.rewrite(sources, host, bool(plan.extra), fd, temp_path(plan.path))
+    done = native.rewrite(sources, host, bool(plan.extra), fd, plan.path)
     for s, k, changed, verified, damage, last, size, events in done["files"]:
         planned = plan.sources[s].files[k]
         if changed:

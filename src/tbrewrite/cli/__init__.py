@@ -14,6 +14,7 @@ from tbrewrite.cli import crop as _crop  # noqa: F401  (registers the command)
 from tbrewrite.cli import export as _export  # noqa: F401  (registers the command)
 from tbrewrite.cli import inspect as _inspect  # noqa: F401  (registers the command)
 from tbrewrite.cli import merge as _merge  # noqa: F401  (registers the command)
+from tbrewrite.cli import overlay as _overlay  # noqa: F401  (registers the command)
 from tbrewrite.cli import plot as _plot  # noqa: F401  (registers the command)
 from tbrewrite.cli import rename as _rename  # noqa: F401  (registers the command)
 from tbrewrite.cli._app import app, handle_sigterm

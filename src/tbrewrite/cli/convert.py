@@ -58,6 +58,13 @@ def convert_command(
             ),
         ),
     ] = None,
+    overlay: Annotated[
+        bool,
+        typer.Option(
+            "--overlay",
+            help="Also write a Custom Scalars layout: one chart per metric with its train and val curves.",
+        ),
+    ] = False,
 ) -> None:
     """Convert Keras runs into one run each with train/... and val/... tags.
 
@@ -109,6 +116,12 @@ def convert_command(
                 resync=resync,
                 sidecars=sidecar or (),
             )
+    overlaid = None
+    if overlay and not dry_run:
+        from tbrewrite.commands.overlay import overlay as add_overlay
+
+        with errors_to_exit():
+            overlaid = add_overlay(dst, mapping=mapping)
     if dry_run:
         _print_mapping(report)
     elif many:
@@ -116,6 +129,10 @@ def convert_command(
     print_sidecars(report.runs)
     report_damage(report.damage)
     _print_summary(report, dry_run, restarts)
+    if overlaid is not None:
+        from tbrewrite.cli.overlay import print_overlay
+
+        print_overlay(overlaid, dry_run=False)
     raise typer.Exit(exit_code(report.damage))
 
 

@@ -169,3 +169,26 @@ def test_merge_in_place_with_nothing_to_add_leaves_the_run_alone(tmp_path: Path)
     assert "nothing to merge" in result.stdout
     assert _tree_hash(tmp_path / "run") == before
     assert not (tmp_path / "run.tbrewrite-backup").exists()
+
+
+def test_merging_a_batch_sidecar_again_replaces_each_point_once(tmp_path: Path) -> None:
+    """The second merge meets every row's point in the log: it replaces them one for one, same bytes."""
+    assert runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "run")]).exit_code == 0
+    sidecar = tmp_path / "lr.csv"
+    start = points(tmp_path / "run", "train/loss")[0][1]
+    rows = [(s // 4, s, start + s * 0.01, 0.5 / s) for s in range(1, 5001)]
+    sidecar.write_text(
+        "epoch,step,wall_time,learning_rate\n" + "".join(f"{e},{s},{w!r},{v!r}\n" for e, s, w, v in rows)
+    )
+    first = runner.invoke(
+        app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), "--out", str(tmp_path / "a")]
+    )
+    assert first.exit_code == 0, first.output
+    assert "5000 points added\n" in first.stdout
+    again = runner.invoke(app, ["merge", str(tmp_path / "a"), "--sidecar", str(sidecar), "--out", str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    assert "5000 points added, replacing 5000 log points (0 differed beyond float32 rounding)" in again.stdout
+    assert _tree_hash(tmp_path / "a") == _tree_hash(tmp_path / "b")
+    assert [(s, w, f32(v)) for s, w, v in points(tmp_path / "b", "train/batch_learning_rate")] == [
+        (s, w, f32(v)) for _, s, w, v in rows
+    ]

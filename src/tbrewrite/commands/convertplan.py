@@ -266,7 +266,7 @@ def plan_run(
         Header.OWN,
         wall_time,
         merge.events,
-        {tag: frozenset(points) for tag, points in merge.drop.items()},
+        dict(merge.drop),
         resync,
     )
     return RunPlan(scan, out_dir, out_name, tuple(sidecars), merge, output)

@@ -37,19 +37,19 @@ from pathlib import Path
 from typing import NoReturn
 
 from tbrewrite.errors import SidecarError
-from tbrewrite.events.reader import EventFileReader
-from tbrewrite.events.summary import scalar_value
 from tbrewrite.producers import GENERIC, KERAS_FLAT
 from tbrewrite.producers.keras import TRAIN_DIR, VALIDATION_DIR, TagMapping
 from tbrewrite.sidecars.events import SidecarEvents, wall
+from tbrewrite.sidecars.logpoints import LogSeries, PointSet, read_log
 from tbrewrite.sidecars.processes import NO_PROCESS, Processes, ScannedRun
 from tbrewrite.sidecars.read import CSV_LOGGER, Sidecar, SidecarPoint
 
 __all__ = ["MergePlan", "ScannedRun", "SidecarEvents", "SidecarReport", "plan_merge", "plan_merges"]
 
 _F32 = struct.Struct("<f")
-_LogPoint = tuple[int, float, float | None]
-"""``(step, wall_time, value)`` of one log value."""
+_Log = dict[int, dict[str, LogSeries]]
+"""Per process, the log's values of the output tags placement needs."""
+_NONE = LogSeries()
 
 
 @dataclass
@@ -80,35 +80,13 @@ class MergePlan:
 
     Attributes:
         events: SidecarEvents (re-iterable, sized), tags final.
-        drop: dict output tag -> set of ``(step, wall_time)`` of the log values replaced.
+        drop: dict output tag -> PointSet: ``(step, wall_time)`` of the log values replaced.
         reports: list of SidecarReport, one per sidecar with points in this run.
     """
 
     events: SidecarEvents = field(default_factory=SidecarEvents)
-    drop: dict[str, set[tuple[int, float]]] = field(default_factory=dict)
+    drop: dict[str, PointSet] = field(default_factory=dict)
     reports: list[SidecarReport] = field(default_factory=list)
-
-
-def _log_points(
-    runs: Sequence[ScannedRun], processes: Processes, wanted: set[str], resync: bool
-) -> dict[int, dict[str, list[_LogPoint]]]:
-    """Stream the runs once; return, per process, ``(step, wall_time, value)`` of the wanted output tags."""
-    points: dict[int, dict[str, list[_LogPoint]]] = {}
-    for r, run in enumerate(runs):
-        for source, tmap in zip(run.sources, run.tag_map, strict=True):
-            interesting = {tag for tag, out in tmap.items() if out in wanted}
-            if not interesting:
-                continue
-            for path in source.files:
-                mine = points.setdefault(processes.of_file[(r, path)], {})
-                for event in EventFileReader(path, resync=resync).events():
-                    if not event.HasField("summary"):
-                        continue
-                    for value in event.summary.value:
-                        if value.tag in interesting:
-                            out = tmap[value.tag]
-                            mine.setdefault(out, []).append((event.step, event.wall_time, scalar_value(value)))
-    return points
 
 
 def _differs(a: float, b: float | None) -> bool:
@@ -240,7 +218,7 @@ def plan_merges(
             epochs.append(found)
             wanted.update(found.aliases)
             wanted.update(t for t in (found.evaluation, found.batches) if t)
-    log = _log_points(runs, processes, wanted, resync)
+    log = read_log(runs, processes, wanted, resync)
     forms: dict[str, str] = {}
     for run in runs:
         for scan, tmap in zip(run.scans, run.tag_map, strict=True):
@@ -255,6 +233,7 @@ def plan_merges(
             _replace(runs, processes, log, sidecar, order, reports, plans)
     several = len(runs) > 1
     for r, (run, merge) in enumerate(zip(runs, plans, strict=True)):
+        merge.drop = {tag: points.frozen() for tag, points in merge.drop.items()}
         merge.reports = [reports[r][k] for k in sorted(reports[r])]
         streams = tuple(
             (sidecar, processes.of_run(r) if several else None)
@@ -282,43 +261,21 @@ def _report(reports: list[dict[int, SidecarReport]], r: int, order: int, sidecar
     return report
 
 
-class _Candidate:
-    """A log value a learning-rate row may replace (all values of one tag, step and wall_time)."""
-
-    __slots__ = ("taken", "value", "values", "wall_time")
-
-    def __init__(self, wall_time: float, value: float | None) -> None:
-        self.wall_time = wall_time
-        self.value = value
-        self.values = 1
-        self.taken = False
-
-
 def _replace(
     runs: Sequence[ScannedRun],
     processes: Processes,
-    log: dict[int, dict[str, list[_LogPoint]]],
+    log: _Log,
     sidecar: Sidecar,
     order: int,
     reports: list[dict[int, SidecarReport]],
     plans: list[MergePlan],
 ) -> None:
     """Stream a learning-rate sidecar: each row to its process, replacing that process's point one for one."""
-    candidates: dict[tuple[int, str, int], list[_Candidate]] = {}
-    for p, tags in log.items():
-        for tag in sidecar.tags & tags.keys():
-            for step, wall_time, value in tags[tag]:
-                same = candidates.setdefault((p, tag, step), [])
-                for c in same:
-                    if c.wall_time == wall_time:
-                        c.values += 1
-                        break
-                else:
-                    same.append(_Candidate(wall_time, value))
+    replaceable = any(not sidecar.tags.isdisjoint(tags) for tags in log.values())
     spans = [s for s in (_epoch_range(run, batch=sidecar.rows == "batch") for run in runs) if s is not None]
     known = [_overlaps(sidecar, low, high) for low, high in spans]
     matched = not spans or any(known)
-    if not candidates and len(runs) == 1 and (matched or None not in known):
+    if not replaceable and len(runs) == 1 and (matched or None not in known):
         # Nothing to replace, every row into the one run: the counts need no pass.
         if matched:
             _report(reports, 0, order, sidecar).added = sidecar.count
@@ -333,13 +290,13 @@ def _replace(
         report.added += 1
         if not matched:
             matched = any(low <= point.step <= high for low, high in spans)
-        free = [c for c in candidates.get((p, point.tag, point.step), ()) if not c.taken]
-        if free:
-            c = min(free, key=lambda c: abs(c.wall_time - wall_time))
-            c.taken = True
-            report.replaced += c.values
-            report.differed += c.values if _differs(point.value, c.value) else 0
-            plans[r].drop.setdefault(point.tag, set()).add((point.step, c.wall_time))
+        series = log.get(p, {}).get(point.tag) if replaceable else None
+        taken = series.take(point.step, wall_time) if series is not None else None
+        if taken is not None:
+            count, at, value = taken
+            report.replaced += count
+            report.differed += count if _differs(point.value, value) else 0
+            plans[r].drop.setdefault(point.tag, PointSet()).add(point.step, at)
     if not matched:
         _no_match(sidecar, runs, spans)
 
@@ -369,7 +326,7 @@ def _no_match(sidecar: Sidecar, runs: Sequence[ScannedRun], spans: list[tuple[in
     )
 
 
-def _batches_per_epoch(at_epoch: dict[int, float], evaluations: list[_LogPoint]) -> int | None:
+def _batches_per_epoch(at_epoch: dict[int, float], evaluations: LogSeries) -> int | None:
     """Infer batches per epoch from an evaluation point and the epoch it closes.
 
     Keras writes ``evaluation_*_vs_iterations`` at step ``optimizer.iterations`` in
@@ -394,16 +351,16 @@ class _Placer:
     where the epoch's own summaries were never written.
     """
 
-    def __init__(self, log: dict[str, list[_LogPoint]], sidecar: Sidecar, epochs: _Epochs, first_epoch: int) -> None:
+    def __init__(self, log: dict[str, LogSeries], sidecar: Sidecar, epochs: _Epochs, first_epoch: int) -> None:
         self.at_epoch: dict[int, float] = {}
         tags = sidecar.tags | {alias for alias, tag in epochs.aliases.items() if tag in sidecar.tags}
         for tag in tags:
-            for step, logged_at, _ in log.get(tag, []):
+            for step, logged_at, _ in log.get(tag, _NONE):
                 self.at_epoch[step] = min(logged_at, self.at_epoch.get(step, math.inf))
         self.first_epoch = first_epoch
-        self.evaluations = log.get(epochs.evaluation, []) if epochs.evaluation else []
+        self.evaluations = log.get(epochs.evaluation, _NONE) if epochs.evaluation else _NONE
         self.per_epoch = _batches_per_epoch(self.at_epoch, self.evaluations)
-        self.batches = log.get(epochs.batches, []) if epochs.batches else []
+        self.batches = log.get(epochs.batches, _NONE) if epochs.batches else _NONE
 
     def place(self, epoch: int) -> float | None:
         """Return the wall_time of ``epoch`` in this process, or None if it has no event to take it from."""
@@ -421,7 +378,7 @@ class _Placer:
 def _fill(
     runs: Sequence[ScannedRun],
     processes: Processes,
-    log: dict[int, dict[str, list[_LogPoint]]],
+    log: _Log,
     epochs: list[_Epochs],
     sidecar: Sidecar,
     order: int,
@@ -451,7 +408,7 @@ def _fill(
         report = _report(reports, r, order, sidecar)
         steps = have.get((p, point.tag))
         if steps is None:
-            steps = have[(p, point.tag)] = {step for step, _, _ in log.get(p, {}).get(point.tag, [])}
+            steps = have[(p, point.tag)] = set(log.get(p, {}).get(point.tag, _NONE).steps)
         if point.step in steps:
             report.kept += 1
             continue

@@ -138,6 +138,8 @@ def test_restarts_split_merges_each_row_into_its_processes_run(tmp_path: Path) -
     assert result.stdout.count("4 points added, replacing 4 log points") == 2, result.stdout
     runs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert runs == [str(int(T0)), str(int(T0 + 100))]
+    assert f"sidecar {first} into {runs[0]} (learning-rate, epoch rows)" in result.stdout
+    assert f"learning_rate.csv into {runs[1]} (learning-rate, epoch rows)" in result.stdout
     assert rates(tmp_path / "out" / runs[0]) == rows(T0, range(4), 0.1)
     assert rates(tmp_path / "out" / runs[1]) == rows(T0 + 100, range(4), 0.2)
 

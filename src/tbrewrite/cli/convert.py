@@ -137,10 +137,15 @@ def convert_command(
 
 
 def print_sidecars(runs: list[RunReport]) -> None:
-    """Print one line per merged sidecar: what it added, kept or replaced."""
+    """Print one line per merged sidecar and output run: what it added, kept or replaced.
+
+    With ``--restarts split`` a sidecar's rows go to the runs of the processes that wrote
+    them, so the line names the run (a single run, ``.``, is not named).
+    """
     for run in runs:
+        into = f" into {run.plan.run}" if run.plan.run != "." else ""
         for s in run.sidecars:
-            line = f"sidecar {s.path} ({s.kind}, {s.rows} rows): {s.added} points added"
+            line = f"sidecar {s.path}{into} ({s.kind}, {s.rows} rows): {s.added} points added"
             if s.replaced:
                 line += f", replacing {s.replaced} log points ({s.differed} differed beyond float32 rounding)"
             if s.kept:

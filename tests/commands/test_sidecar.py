@@ -192,3 +192,31 @@ def test_merging_a_batch_sidecar_again_replaces_each_point_once(tmp_path: Path) 
     assert [(s, w, f32(v)) for s, w, v in points(tmp_path / "b", "train/batch_learning_rate")] == [
         (s, w, f32(v)) for _, s, w, v in rows
     ]
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["out", "in-place"])
+def test_a_sidecar_changed_while_it_is_merged_is_an_error_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
+) -> None:
+    """The sidecar is read again while the run is written: a file changed since its check is refused."""
+    import tbrewrite.commands.merge as merge_module
+
+    assert runner.invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(tmp_path / "run")]).exit_code == 0
+    sidecar = tmp_path / "lr.csv"
+    rows = "".join(f"{s // 4},{s},{1795991605.0 + s * 0.01!r},0.1\n" for s in range(1, 41))
+    sidecar.write_text("epoch,step,wall_time,learning_rate\n" + rows)
+    real = merge_module.rewrite
+
+    def edited_meanwhile(*args: object) -> object:
+        sidecar.write_text("epoch,step,wall_time,learning_rate\n" + rows + "10,41,1795991606.0,0.2\n")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(merge_module, "rewrite", edited_meanwhile)
+    before = _tree_hash(tmp_path)
+    where = ["--in-place"] if in_place else ["--out", str(tmp_path / "o")]
+    result = runner.invoke(app, ["merge", str(tmp_path / "run"), "--sidecar", str(sidecar), *where])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"tbrewrite: error: {sidecar}: changed while tbrewrite ran")
+    assert result.stderr.count("\n") == 1
+    after = _tree_hash(tmp_path)
+    assert {k: v for k, v in after.items() if k != "lr.csv"} == {k: v for k, v in before.items() if k != "lr.csv"}

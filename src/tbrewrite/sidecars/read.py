@@ -197,7 +197,8 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def _open(path: Path) -> TextIO:
-    kind = special_file(path) if os.path.lexists(path) else None
+    target = Path(os.path.realpath(path))  # a symlink is read through: look at what it names
+    kind = special_file(target) if os.path.lexists(target) else None
     if kind is not None:  # reading a pipe or a device could block or never end
         raise SidecarError(f"{path}: not a regular file ({kind})")
     try:

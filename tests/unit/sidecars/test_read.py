@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -155,3 +156,10 @@ def test_a_bad_cell_far_down_is_found_by_the_check(tmp_path: Path) -> None:
         f.write("99,1000001,1700000001.0,fast\r\n")
     with pytest.raises(SidecarError, match=r"line 10002, column 'learning_rate': 'fast' is not a number$"):
         read_sidecar(path)
+
+
+def test_a_symlink_to_a_named_pipe_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "lr.csv").symlink_to("pipe")
+    with pytest.raises(SidecarError, match=r"lr\.csv: not a regular file \(a named pipe\)$"):
+        read_sidecar(tmp_path / "lr.csv")

@@ -29,14 +29,16 @@ class SidecarEvents:
     Re-iterable: every iteration reads the learning-rate sidecars again
     (:meth:`tbrewrite.sidecars.read.Sidecar.points`) and yields each point as it is
     read, so memory does not grow with the rows; ties keep sidecar order, then file
-    order. This is :attr:`tbrewrite.engine.plan.OutputPlan.extra` of ``convert`` and
-    ``merge``.
+    order. Only a sidecar whose rows go back in time (not what ``LearningRateLogger``
+    writes) is sorted in memory. This is :attr:`tbrewrite.engine.plan.OutputPlan.extra`
+    of ``convert`` and ``merge``.
 
     Attributes:
         streams: tuple of ``(sidecar, processes)``: a learning-rate sidecar and the
             processes whose rows this output gets (None: every row).
         windows: Windows. Which process a row belongs to.
-        placed: tuple of ``(wall_time, order, line, point)``, sorted: CSVLogger points.
+        placed: tuple of ``(wall_time, sidecar index, position in its file, point)``,
+            sorted: the CSVLogger points, placed in time already.
         forms: mapping output tag -> how the log stores it (``tensor`` or ``simple_value``).
         default_form: str. The form of a tag the log does not have.
         count: int. Events an iteration yields.

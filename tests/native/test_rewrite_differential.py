@@ -5,7 +5,8 @@ values per event, first-value metadata with and without a display name equal to 
 non-summary events, records of other shapes, equal, NaN and signed-zero wall_times, steps
 that go back), damaged ones (cut, flipped, garbage, re-framed undecodable payloads; with
 and without resync), extra events, replaced steps, drops, renames, keep-last, crop
-windows (steps and wall_times) and step offsets; and files changed after their scan.
+windows (steps and wall_times), step offsets, thinning by ordinal and dropped
+non-summary events; and files changed after their scan.
 Each plan is rewritten by both engines (``TBREWRITE_ENGINE``), and the output files must
 be byte-identical and every field of :class:`OutputResult` equal (damage kinds, offsets,
 detail; notes; counts).
@@ -149,7 +150,10 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
                 lo, hi = rng.choice([None, 0, 3, 10]), rng.choice([None, 5, 20, 200])
                 wall = (rng.choice([None, ev.T0 + 5]), rng.choice([None, ev.T0 + 20]))
                 window = Window((lo, hi), wall if rng.random() < 0.3 else (None, None))
-            tags[tag] = TagAction(new, first, backwards, window=window, step_offset=offset)
+            keep = None
+            if rng.random() < 0.2:
+                keep = frozenset(o for o in range(stats.count) if rng.random() < 0.5)
+            tags[tag] = TagAction(new, first, backwards, window=window, step_offset=offset, keep=keep)
         sources.append(SourcePlan(f"s{s}", tuple(SourceFile.from_stats(f) for f in scan.files), tags))
     extra: list[event_pb2.Event] = []
     replaced: dict[str, frozenset[int]] = {}
@@ -165,7 +169,8 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
             replaced[tag] = frozenset(steps)
     header = Header.KEEP if keep else Header.OWN
     out = root / f"out{case}" / "events.out.tfevents.1700000000.out"
-    return OutputPlan(out, tuple(sources), header, ev.T0, tuple(extra), replaced, resync)
+    drop_events = frozenset(rng.sample(["graph_def", "file_version", "session_log"], rng.randint(0, 2)))
+    return OutputPlan(out, tuple(sources), header, ev.T0, tuple(extra), replaced, resync, drop_events)
 
 
 def _run(plan: OutputPlan, engine: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, object], bytes | None]:

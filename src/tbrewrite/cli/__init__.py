@@ -8,6 +8,7 @@ input was damaged (everything before the damage was used and the damage reported
 
 from __future__ import annotations
 
+from tbrewrite.cli import compact as _compact  # noqa: F401  (registers the command)
 from tbrewrite.cli import concat as _concat  # noqa: F401  (registers the command)
 from tbrewrite.cli import convert as _convert  # noqa: F401  (registers the command)
 from tbrewrite.cli import crop as _crop  # noqa: F401  (registers the command)

@@ -50,6 +50,8 @@ class FileEdit:
             left alone in place).
         records: int. Valid records the scan read (file_version included).
         resynced: bool. Damage was read past: the valid records are not one prefix.
+        drop_events: frozenset of ``Event.what`` names whose events are left out
+            (:attr:`tbrewrite.engine.plan.OutputPlan.drop_events`).
     """
 
     source: SourceFile
@@ -57,6 +59,7 @@ class FileEdit:
     touched: bool
     records: int
     resynced: bool = False
+    drop_events: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ class FileResult:
         name: str. The file name (input and output).
         events_in: int. Valid records read (file_version included).
         events_out: int. Records written (file_version included).
-        values_dropped: int. Summary values left out (dropped or cropped).
+        values_dropped: int. Summary values left out (dropped, cropped or thinned) and
+            non-summary events left out.
         changed: bool. Some record differs from the input's (damage aside).
         output: Path or None. The file written; None if nothing was (in place and
             unchanged, or no valid record).
@@ -130,16 +134,19 @@ def _write_run(task: _Task) -> list[FileResult]:
                     result.output = dst
                     results.append(result)
                     continue
-            plan = OutputPlan(
-                dst, (SourcePlan(src.name, (edit.source,), edit.actions),), Header.KEEP, resync=task.resync
-            )
+            source = SourcePlan(src.name, (edit.source,), edit.actions)
+            plan = OutputPlan(dst, (source,), Header.KEEP, resync=task.resync, drop_events=edit.drop_events)
             with _naming_output(src, dst):
                 written = rewrite(plan, outputs)
             result = FileResult(
                 src.name,
                 written.events_in,
                 written.events_out,
-                written.values_dropped + written.values_cropped + written.values_superseded,
+                written.values_dropped
+                + written.values_cropped
+                + written.values_superseded
+                + written.values_thinned
+                + written.events_dropped,
                 written.changed,
                 None,
                 written.damage,

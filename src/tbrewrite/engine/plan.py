@@ -94,6 +94,10 @@ class TagAction:
             run whose steps restarted), before ``backwards`` and ``window`` are applied;
             the values' Event gets the new step, so all values of one Event must have the
             same offset. Non-zero keeps the tag's records off the fast path.
+        keep: frozenset of int, or None. Keep only the values whose ordinal (the tag's
+            values in this source counted from 0 in stream order, every value counted,
+            as :attr:`backwards` counts them) is in it (``compact``); None keeps every
+            value. The tag's records then never take the fast path.
     """
 
     new: str | None
@@ -102,11 +106,12 @@ class TagAction:
     edit_metadata: MetadataEdit | None = None
     window: Window | None = None
     step_offset: int = 0
+    keep: frozenset[int] | None = None
 
     @property
     def per_value(self) -> bool:
-        """True if a value's fate depends on its step or wall_time (never the fast path)."""
-        return self.window is not None or self.step_offset != 0
+        """True if a value's fate depends on its step, wall_time or ordinal (never the fast path)."""
+        return self.window is not None or self.step_offset != 0 or self.keep is not None
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,8 @@ class OutputPlan:
             frozenset, or any container (``convert`` and ``merge`` give
             :class:`tbrewrite.sidecars.logpoints.PointSet`, two sorted arrays).
         resync: bool. Read past damage in the sources.
+        drop_events: frozenset of ``Event.what`` field names (``graph_def``,
+            ``meta_graph_def``, ``tagged_run_metadata``, ...) whose events are left out.
     """
 
     path: Path
@@ -198,3 +205,4 @@ class OutputPlan:
     extra: ExtraEvents = ()
     replaced: Mapping[str, Container[tuple[int, float]]] = field(default_factory=dict)
     resync: bool = False
+    drop_events: frozenset[str] = frozenset()

@@ -54,6 +54,9 @@ class OutputResult:
         values_superseded: int. Values left out by ``--restarts keep-last``.
         values_cropped: int. Values left out because they lie outside their tag's
             :class:`~tbrewrite.engine.plan.Window`.
+        values_thinned: int. Values left out because their ordinal is not in their
+            tag's ``keep``.
+        events_dropped: int. Non-summary events left out by ``drop_events``.
         values_replaced: int. Values left out because an extra point replaces them.
         changed: bool. Some record written differs from the input's.
         damage: list of Damage found by this pass that the scan had not seen.
@@ -69,6 +72,8 @@ class OutputResult:
     values_superseded: int = 0
     values_replaced: int = 0
     values_cropped: int = 0
+    values_thinned: int = 0
+    events_dropped: int = 0
     changed: bool = False
     damage: list[Damage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -135,6 +140,8 @@ class _Pass:
         self.settled: list[set[str]] = [set() for _ in plan.sources]
         self.fast: list[dict[bytes, bytes | None]] = [{} for _ in plan.sources]
         self.new_fast: list[tuple[bytes, bytes | None]] = []
+        # Per source, tag -> values of it seen so far, for tags thinned by ordinal.
+        self.ordinals: list[dict[str, int]] = [{} for _ in plan.sources]
 
     def extra(self, event: event_pb2.Event) -> None:
         """Note that an extra point (tags final, metadata attached) was written."""
@@ -158,6 +165,10 @@ class _Pass:
         if what == "file_version" and self.plan.header is Header.OWN:
             return None
         if what != "summary":
+            if what in self.plan.drop_events:
+                result.events_dropped += 1
+                result.changed = True
+                return None
             return raw
         replaced = self.plan.replaced
         tags = self.actions[i]
@@ -179,10 +190,20 @@ class _Pass:
                 )
             if tag in done:
                 continue
+            thinned = False
+            if action.keep is not None:  # every value is counted, whatever else drops it
+                counts = self.ordinals[i]
+                ordinal = counts.get(tag, 0)
+                counts[tag] = ordinal + 1
+                thinned = ordinal not in action.keep
             step = event.step + shift
             if tag in keepers and not keepers[tag].keep(step):
                 drop.append(k)
                 result.values_superseded += 1
+                continue
+            if thinned:
+                drop.append(k)
+                result.values_thinned += 1
                 continue
             window = action.window
             if window is not None and not window.holds(step, event.wall_time):

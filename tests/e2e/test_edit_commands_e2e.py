@@ -153,3 +153,37 @@ def test_tensorboard_serves_the_overlay_layout(keras3_logdir: Path, tmp_path: Pa
             ((tag, points),) = data["tag_to_events"].items()
             assert [p[1] for p in points] == [0, 1, 2]
             assert points == tb.scalars("run", tag)
+
+
+@pytest.fixture(scope="module")
+def batch_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras 3 log_dir with a batch_loss point at every one of 5 x 40 batches."""
+    logdir = tmp_path_factory.mktemp("k3batch") / "logs"
+    return run_training("train_keras3.py", logdir, "--epochs", "5", "--batches", "40", "--update-freq", "1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_compact_keeps_every_bucket_min_max_and_the_last_point(
+    batch_logdir: Path, tmp_path: Path, load_fast: str
+) -> None:
+    from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+    from tensorboard.util import tensor_util
+
+    result = runner.invoke(app, ["compact", str(batch_logdir), "--scalars", "20", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    acc = pea.EventAccumulator(str(batch_logdir / "train"), size_guidance={"tensors": 0})
+    acc.Reload()
+    before = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors("batch_loss")]
+    assert len(before) == 200
+    with TensorBoardServer(tmp_path / "out", load_fast=load_fast) as tb:
+        tb.wait_for_tags("train", {"batch_loss", "epoch_loss"})
+        served = [(s, v) for _, s, v in tb.scalars("train", "batch_loss")]
+        assert [s for _, s, _ in tb.scalars("train", "epoch_loss")] == [0, 1, 2, 3, 4]  # 5 points: kept whole
+    assert len(served) <= 20
+    assert served[-1] == before[-1]
+    lo, hi = before[0][0], before[-1][0]
+    for b in range(4):  # 20 // 5 buckets over the step range
+        points = [p for p in before if min(3, (p[0] - lo) * 4 // (hi - lo + 1)) == b]
+        for wanted in (points[0], points[-1], min(points, key=lambda p: p[1]), max(points, key=lambda p: p[1])):
+            assert wanted in served, (b, wanted)

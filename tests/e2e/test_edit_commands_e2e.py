@@ -119,6 +119,22 @@ def test_concat_of_a_run_split_in_two_equals_the_unsplit_run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("writer", ["tf_keras", "tf_summary"])
+def test_concat_of_other_writers_split_in_two(writer: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """tf_keras, and TF2 tf.summary (steps going back) / TF1 FileWriter (graph, session log, run metadata)."""
+    logdir = request.getfixturevalue(f"{writer}_logdir")
+    _split(logdir, tmp_path / "a", tmp_path / "b", random.Random(writer))
+    result = runner.invoke(
+        app, ["concat", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "joined"), "--restarts", "keep"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _by_run(tmp_path / "joined") == _by_run(logdir)
+    for run in _by_run(logdir):
+        joined = loader_events(event_files(tmp_path / "joined" / run))
+        assert joined == loader_events(event_files(logdir / run)), run
+
+
+@pytest.mark.slow
 def test_concat_of_a_resumed_keras_training(tmp_path: Path) -> None:
     """Two real trainings: the second restarted from epoch 0 in a new folder; --step-offset auto continues it."""
     first = run_training("train_keras3.py", tmp_path / "first", "--epochs", "3", "--no-histograms")

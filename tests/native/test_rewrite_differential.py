@@ -126,10 +126,14 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
     n_sources = 1 if keep else rng.randint(1, 3)
     sources = []
     out_tags: set[str] = set()
+    # (output tag, step, wall_time) of source values, for replaced points that exist.
+    points: list[tuple[str, int, float]] = []
     for s in range(n_sources):
         paths = []
+        written: list[bytes] = []
         for f in range(rng.randint(1, 3)):
             records = _records(rng, rng.randint(0, 40), ev.T0 + rng.choice([0, 0, 5, 30]))
+            written += records
             damaged = rng.random() < 0.3
             paths.append(_write(rng, root / f"in{case}" / f"s{s}" / f"events.out.tfevents.{f}.x", records, damaged))
         scan = scan_files(paths, resync=resync)
@@ -150,13 +154,19 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
                 lo, hi = rng.choice([None, 0, 3, 10]), rng.choice([None, 5, 20, 200])
                 wall = (rng.choice([None, ev.T0 + 5]), rng.choice([None, ev.T0 + 20]))
                 window = Window((lo, hi), wall if rng.random() < 0.3 else (None, None))
-            keep = None
+            kept = None
             if rng.random() < 0.2:
-                keep = frozenset(o for o in range(stats.count) if rng.random() < 0.5)
-            tags[tag] = TagAction(new, first, backwards, window=window, step_offset=offset, keep=keep)
+                kept = frozenset(o for o in range(stats.count) if rng.random() < 0.5)
+            tags[tag] = TagAction(new, first, backwards, window=window, step_offset=offset, keep=kept)
+        for record in written:
+            event = event_pb2.Event.FromString(record)
+            for v in event.summary.value:
+                action = tags.get(v.tag)
+                if action is not None and action.new is not None:
+                    points.append((action.new, event.step, event.wall_time))
         sources.append(SourcePlan(f"s{s}", tuple(SourceFile.from_stats(f) for f in scan.files), tags))
     extra: list[event_pb2.Event] = []
-    replaced: dict[str, frozenset[int]] = {}
+    replaced: dict[str, frozenset[tuple[int, float]]] = {}
     if not keep and rng.random() < 0.5:
         tag = rng.choice(sorted(out_tags) or ["train/lr"])
         steps = sorted(rng.sample(range(30), rng.randint(1, 6)))
@@ -166,7 +176,8 @@ def _plan(rng: random.Random, root: Path, case: int) -> OutputPlan:
             extra.append(event)
         extra.sort(key=lambda e: e.wall_time)
         if rng.random() < 0.7:
-            replaced[tag] = frozenset(steps)
+            own = [(step, wall_time) for t, step, wall_time in points if t == tag]
+            replaced[tag] = frozenset(rng.sample(own, min(len(own), rng.randint(1, 8))))
     header = Header.KEEP if keep else Header.OWN
     out = root / f"out{case}" / "events.out.tfevents.1700000000.out"
     drop_events = frozenset(rng.sample(["graph_def", "file_version", "session_log"], rng.randint(0, 2)))

@@ -1,9 +1,9 @@
 """The real TensorBoard in a real browser: a converted Keras run shows ``train`` and ``val`` sections.
 
 ``tensorboard --logdir OUT`` runs on 127.0.0.1; headless Chromium (Debian's ``chromium`` and
-``chromium-driver``, driven by Selenium) opens its Scalars dashboard and its Time Series
-dashboard, and the test reads what they drew: the sections, the cards in each, and the line
-of every card, vertex by vertex. Skips, with the reason, where Selenium, Chromium or its
+``chromium-driver``, driven by Selenium) opens its Scalars, Time Series and Custom Scalars
+dashboards, and the test reads what they drew: the sections, the cards in each, and the
+line of every card, vertex by vertex (the Custom Scalars charts are ``convert --overlay``'s). Skips, with the reason, where Selenium, Chromium or its
 driver is missing (``.ci/run`` installs them).
 """
 
@@ -79,10 +79,32 @@ return {groups: groups, cards: cards};
 )
 
 
+# Custom Scalars dashboard: category -> {chart title -> [its tag regexes, vertices of each drawn line]}.
+CUSTOM_SCALARS_DRAWN = (
+    DEEP_ALL
+    + """
+const drawn = {};
+for (const pane of deepAll(document, 'tf-category-paginated-view')) {
+  if (!pane.category || !pane.category.name) continue;
+  const charts = drawn[pane.category.name] = {};
+  for (const card of deepAll(pane, 'tf-custom-scalar-multi-line-chart-card')) {
+    charts[card.title] = [
+      card.tagRegexes,
+      deepAll(card, 'vz-line-chart2')
+        .flatMap(chart => deepAll(chart, 'path.line'))
+        .map(p => ((p.getAttribute('d') || '').match(/[ML]/g) || []).length),
+    ];
+  }
+}
+return drawn;
+"""
+)
+
+
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("out")
-    result = CliRunner().invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(out / "keras3_run")])
+    result = CliRunner().invoke(app, ["convert", str(FIXTURES / "keras3_run"), str(out / "keras3_run"), "--overlay"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -171,3 +193,19 @@ def test_time_series_dashboard_shows_train_and_val_groups(logdir: Path, browser)
     assert shown["cards"], "no scalar card rendered"
     for title, charts, canvases in shown["cards"]:
         assert title in tags and charts == 1 and canvases >= 1, (title, charts, canvases)
+
+
+def test_custom_scalars_dashboard_overlays_train_and_val(logdir: Path, browser) -> None:
+    """``convert --overlay``'s layout: one chart per metric holding its train and val curves."""
+    charts = {
+        "accuracy": [["^train/accuracy$", "^val/accuracy$"], [3, 3]],
+        "loss": [["^train/loss$", "^val/loss$"], [3, 3]],
+        "learning_rate": [["^train/learning_rate$"], [3]],
+    }
+    category = "train vs val ({split}/{metric})"
+    with TensorBoardServer(logdir) as tensorboard:
+        tensorboard.wait_for_tags("keras3_run", {"train/loss", "val/loss"})
+        browser.get(f"http://127.0.0.1:{tensorboard.port}/#custom_scalars&_smoothingWeight=0")
+        browser.refresh()
+        drawn = poll(browser, CUSTOM_SCALARS_DRAWN, lambda drawn: drawn.get(category) == charts)
+    assert drawn == {category: charts}

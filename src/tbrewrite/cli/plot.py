@@ -17,7 +17,7 @@ def plot_command(
         Path, typer.Option("-o", "--out", metavar="FILE", help="The picture to write: FILE.png or FILE.svg.")
     ],
     x: Annotated[
-        str, typer.Option("--x", help="x axis: step, wall_time (UTC) or relative (hours since the run's first value).")
+        str, typer.Option("--x", help="x axis: step, wall_time (UTC) or relative (hours since a curve's first value).")
     ] = "step",
     tags: Annotated[str | None, typer.Option("--tags", metavar="REGEX", help="Draw only the tags it matches.")] = None,
     smoothing: Annotated[

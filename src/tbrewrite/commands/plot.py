@@ -198,13 +198,18 @@ def _panels(series: Iterable[Series]) -> list[str]:
     return [m for m in metrics if m not in LEARNING_RATES] + [m for m in metrics if m in LEARNING_RATES]
 
 
-def _x(series: Series, x: str, origin: dict[str, float]) -> tuple[list[Any], str]:
-    """The x values of ``series`` and the axis label."""
+def _x(series: Series, x: str) -> tuple[list[Any], str]:
+    """The x values of ``series`` and the axis label.
+
+    ``relative`` is TensorBoard's: hours since the series' first value
+    (``vz_chart_helpers/vz-chart-helpers.ts`` ``relativeAccessor``: ``(wall_time -
+    data[0].wall_time) / (60 * 60 * 1000)`` over one run's points of one tag).
+    """
     if x == "step":
         return list(series.steps), "step"
     if x == "wall_time":
         return [datetime.fromtimestamp(t, timezone.utc) for t in series.wall_times], "wall time (UTC)"
-    start = origin[series.run]
+    start = series.wall_times[0] if series.wall_times else 0.0
     return [(t - start) / 3600 for t in series.wall_times], "relative time (hours)"
 
 
@@ -226,10 +231,6 @@ def draw(series: list[Series], *, x: str = "step", smoothing: float = 0.0, log_s
     columns = min(MAX_COLUMNS, max(len(panels), 1))
     rows = max(math.ceil(len(panels) / columns), 1)
     figure = Figure(figsize=(PANEL_WIDTH * columns, PANEL_HEIGHT * rows), dpi=DPI, layout="constrained")
-    origin: dict[str, float] = {}
-    for s in series:
-        if s.wall_times:
-            origin[s.run] = min(origin.get(s.run, math.inf), min(s.wall_times))
     colors: dict[str, str] = {}
     for k, metric in enumerate(panels):
         axes = figure.add_subplot(rows, columns, k + 1)
@@ -237,7 +238,7 @@ def draw(series: list[Series], *, x: str = "step", smoothing: float = 0.0, log_s
         label = "step"
         for s in (s for s in series if s.metric == metric):
             color = colors.setdefault(s.label, f"C{len(colors) % 10}")
-            xs, label = _x(s, x, origin)
+            xs, label = _x(s, x)
             gid = f"{s.run}\t{s.tag}"
             marker = "o" if len(s.values) <= MARKERS_UP_TO else None
             if smoothing > 0:
@@ -274,7 +275,7 @@ def plot(
         path: a logdir, a run, or one event file.
         out: the picture; its suffix picks the format.
         x: ``"step"``, ``"wall_time"`` (UTC dates) or ``"relative"`` (hours since the
-            run's first value, as TensorBoard's "Relative").
+            curve's first value, as TensorBoard's "Relative").
         tags: str or None. A regular expression; only tags it matches are drawn.
         smoothing: float in [0, 1). TensorBoard's smoothing weight (:func:`smooth`).
         log_scale: bool. Logarithmic y axes.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -207,3 +208,19 @@ def test_damaged_input_is_plotted_up_to_the_damage(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "plotted 1 curve(s), 9 points, in 1 panel(s)" in result.stdout
     assert "truncated" in result.stderr
+
+
+def test_plot_never_imports_tensorflow_or_keras(converted: Path, tmp_path: Path) -> None:
+    code = f"""
+import sys
+from tbrewrite.cli import main
+sys.argv = ["tbrewrite", "plot", {str(converted)!r}, "-o", {str(tmp_path / "c.svg")!r}]
+try:
+    main()
+except SystemExit as e:
+    assert e.code == 0, e.code
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "c.svg").is_file()

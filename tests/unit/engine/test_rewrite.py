@@ -262,3 +262,45 @@ def test_a_source_changed_after_its_scan_is_reported_never_silently_short(tmp_pa
     ev.write(path, changed)
     result, _ = run(OutputPlan(tmp_path / "changed", (planned,), Header.KEEP))
     assert [d.kind for d in result.damage] == [CHANGED]
+
+
+def test_window_offset_thinning_and_dropped_events(tmp_path: Path) -> None:
+    """Per-value decisions (crop, concat, compact): exact values kept, steps rewritten, the rest bytes."""
+    from tbrewrite.engine.plan import Window
+
+    meta = ev.metadata("scalars")
+    records = [ev.file_version(), ev.graph(T0)]
+    for s in range(8):
+        records.append(ev.summary(T0 + s, s, ev.simple("a", float(s), meta if s == 0 else None)))
+        records.append(ev.summary(T0 + s, s, ev.simple("b", float(s))))
+        records.append(ev.summary(T0 + s, s, ev.simple("c", float(s))))
+    path = ev.write(tmp_path / "in" / "events.out.tfevents.1.a", records)
+    tags = {
+        "a": TagAction("a", meta, window=Window((2, 5))),
+        "b": TagAction("b", step_offset=100),
+        "c": TagAction("c", keep=frozenset({0, 7})),
+    }
+    plan = OutputPlan(tmp_path / OUT, (source("", [path], tags),), Header.KEEP, drop_events=frozenset({"graph_def"}))
+    result, out = run(plan)
+    got = values(out)
+    assert [(s, x) for _, s, t, x in got if t == "a"] == [(2, 2.0), (3, 3.0), (4, 4.0)]
+    assert [s for _, s, t, _ in got if t == "b"] == list(range(100, 108))
+    assert [s for _, s, t, _ in got if t == "c"] == [0, 7]
+    first_a = next(decode(r) for r in out if decode(r).summary.value and decode(r).summary.value[0].tag == "a")
+    assert first_a.summary.value[0].metadata.plugin_data.plugin_name == "scalars"  # moved to the first kept
+    assert len(out) == 1 + 3 + 8 + 2  # header, no graph_def
+    assert (result.values_cropped, result.values_thinned, result.events_dropped) == (5, 6, 1)
+    c7 = ev.summary(T0 + 7, 7, ev.simple("c", 7.0))
+    assert c7 in out  # a kept value is the input's bytes
+
+
+def test_values_of_one_event_with_different_offsets_are_refused(tmp_path: Path) -> None:
+    from tbrewrite.errors import InputError
+
+    path = ev.write(
+        tmp_path / "in" / "events.out.tfevents.1.a",
+        [ev.file_version(), ev.summary(T0, 3, ev.simple("a", 1.0), ev.simple("b", 2.0))],
+    )
+    tags = {"a": TagAction("a", step_offset=10), "b": TagAction("b")}
+    with pytest.raises(InputError, match="would need step offsets 10 and 0; give one --step-offset N"):
+        run(OutputPlan(tmp_path / OUT, (source("run", [path], tags),), Header.KEEP))

@@ -50,7 +50,12 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path, set[int]]:
     src = _big_tree(tmp_path / "logs")
     out = tmp_path / "out"
     cli = Path(sys.executable).with_name("tbrewrite")
-    proc = subprocess.Popen([str(cli), "convert", str(src), str(out), "--jobs", "2"], stderr=subprocess.PIPE, text=True)
+    # The Python engine, so the runs take seconds: the native one converts this tree in
+    # less time than the workers take to start, and the signal would find nothing to stop.
+    env = {**os.environ, "TBREWRITE_ENGINE": "python"}
+    proc = subprocess.Popen(
+        [str(cli), "convert", str(src), str(out), "--jobs", "2"], stderr=subprocess.PIPE, text=True, env=env
+    )
     deadline = time.monotonic() + 60
     workers: set[int] = set()
     while time.monotonic() < deadline and len(workers) < 2:

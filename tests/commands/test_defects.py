@@ -262,3 +262,61 @@ def test_10_csv_export_neutralizes_formulas_parquet_keeps_the_text(tmp_path: Pat
     assert runner.invoke(app, ["export", str(tmp_path), str(parquet)]).exit_code == 0
     frame = pd.read_parquet(parquet)
     assert set(frame["run"]) == {"=cmd|' /C calc'!A0"} and set(frame["tag"]) == {"+SUM(1)"}
+
+
+# --- found by the hostile-matrix rerun ----------------------------------------------------
+
+
+def test_export_never_replaces_a_pipe_or_device_even_with_force(tmp_path: Path) -> None:
+    write_log(tmp_path / "run" / "events.out.tfevents.1.a", range(3))
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), str(fifo), "--force"])
+    assert result.exit_code == 1
+    assert "not a regular file" in result.output and len(result.output.strip().splitlines()) == 1
+    assert fifo.is_fifo()
+
+
+@pytest.mark.parametrize("content", [b"", b"epoch,loss\n0,1\n", os.urandom(4096)], ids=["empty", "csv", "random"])
+def test_merge_into_a_run_without_a_valid_event_is_an_error_and_writes_nothing(tmp_path: Path, content: bytes) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.out.tfevents.2.x").write_bytes(content)
+    sidecar = tmp_path / "lr.csv"
+    sidecar.write_text("epoch,step,wall_time,learning_rate\n0,0,1700000000.5,0.1\n")
+    result = runner.invoke(app, ["merge", str(run), "--sidecar", str(sidecar), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "no valid event" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_a_write_error_names_the_output_file_under_both_engines(
+    tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    if engine == "native":
+        pytest.importorskip("tbrewrite._native")
+    write_log(tmp_path / "run" / "events.out.tfevents.1.a", range(20_000))
+    cli = Path(sys.executable).with_name("tbrewrite")
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(cli), "convert", str(tmp_path / "run"), str(out)],
+        env={**os.environ, "TBREWRITE_ENGINE": engine},
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"tbrewrite: error: {out / 'events.out.tfevents.1700000000.tbrewrite'}: File too large"
+    ]
+    assert not out.exists() or not any(out.iterdir())

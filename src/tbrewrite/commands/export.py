@@ -503,6 +503,10 @@ def export(
         raise InputError(f"{out}: cannot tell the format; use a .csv or .parquet name or --format")
     if out.parent.exists() and not out.parent.is_dir():
         raise InputError(f"{out}: {out.parent} is not a folder")
+    if out.exists() and not out.is_file():
+        raise OutputError(
+            f"{out}: not a regular file; export writes a new file and never replaces a folder, pipe or device"
+        )
     if out.exists() and not force:
         raise OutputError(f"{out}: already exists; use --force to replace it")
     if fmt == "parquet":

@@ -114,6 +114,10 @@ def merge(
         target = Path(out)
         check_output_folder(run, target, force=force, src_label="RUN", out_label="--out")
     scan = scan_run(".", run, None, resync=resync, files={"": files})
+    if not any(s.events for s in scan.scans):
+        raise InputError(
+            f"{run}: no valid event in its event files (see 'tbrewrite inspect {run}'); nothing to merge into"
+        )
     sessions = [session[""] for _, session in split_sessions(run)]  # the folder's files by writing process
     plan = plan_run(scan, target, resync=resync, sidecars=parsed, mapping=mapping, sessions=sessions)
     report = RunReport(plan, sidecars=plan.merge.reports)

@@ -101,13 +101,19 @@ def rewrite(plan: OutputPlan, outputs: Transaction) -> OutputResult:
     """
     state = _Pass(plan, outputs)
     native = select.native()
-    if native is not None:
-        _run_native(native, state)
-    else:
-        _run_python(state)
+    try:
+        if native is not None:
+            _run_native(native, state)
+        else:
+            _run_python(state)
+        if state.writer is not None:
+            state.writer.flush()
+    except OSError as e:
+        if e.filename is None:  # a buffered write of the output (ENOSPC, EFBIG): name the file
+            raise OSError(e.errno, e.strerror or str(e), str(plan.path)) from None
+        raise
     result = state.result
     if state.writer is not None:
-        state.writer.flush()
         result.events_out = state.writer.records
     result.writer = state.writer
     return result

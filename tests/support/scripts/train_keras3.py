@@ -1,6 +1,6 @@
 """Train a tiny real Keras 3 model (TensorFlow backend) and write its TensorBoard log.
 
-Usage: train_keras3.py LOGDIR [--epochs N] [--update-freq F] [--csv FILE] [--no-histograms]
+Usage: train_keras3.py LOGDIR [--epochs N] [--update-freq F] [--csv FILE] [--no-histograms] [--write-images]
 """
 
 import argparse
@@ -18,6 +18,7 @@ parser.add_argument("--update-freq", default="2")
 parser.add_argument("--batches", type=int, default=4)
 parser.add_argument("--csv", default=None)
 parser.add_argument("--no-histograms", action="store_true")
+parser.add_argument("--write-images", action="store_true", help="TensorBoard(write_images=True): weights as images")
 parser.add_argument("--constant-lr", action="store_true")
 parser.add_argument(
     "--lr-logger", default=None, help="every= for tbrewrite's LearningRateLogger; writes LOGDIR/learning_rate.csv"
@@ -42,7 +43,12 @@ if args.lr_logger:
     os.makedirs(args.logdir, exist_ok=True)
     callbacks.append(LearningRateLogger(os.path.join(args.logdir, "learning_rate.csv"), every=every))
 callbacks += [
-    keras.callbacks.TensorBoard(args.logdir, histogram_freq=0 if args.no_histograms else 1, update_freq=update_freq)
+    keras.callbacks.TensorBoard(
+        args.logdir,
+        histogram_freq=0 if args.no_histograms else 1,
+        update_freq=update_freq,
+        write_images=args.write_images,
+    )
 ]
 if args.csv:
     callbacks.append(keras.callbacks.CSVLogger(args.csv))

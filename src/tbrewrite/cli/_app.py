@@ -6,21 +6,87 @@ import contextlib
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from tbrewrite import __version__
 from tbrewrite.engine.select import engine_name
 from tbrewrite.errors import TbRewriteError, Terminated, UsageError
 from tbrewrite.events.framing import Damage
+from tbrewrite.storage import Session, storage_options
+from tbrewrite.storage.session import activate
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_DAMAGED = 3
 
+
+class _StorageGroup(TyperGroup):
+    """The command group: every command runs inside one storage session.
+
+    URLs among a command's paths are mirrored by the session and what the command
+    changed under them is published when it succeeds (exit 0, or 3 for damage
+    reported); nothing is published when it fails (:mod:`tbrewrite.storage.session`).
+    Printed paths name the URLs, not the staging folder.
+    """
+
+    def invoke(self, ctx: Any) -> Any:  # typer._click.core.Context: typer vendors click, privately
+        current = Session()
+        ctx.meta[_SESSION] = current
+        with activate(current), _displayed(current):
+            try:
+                try:
+                    result = super().invoke(ctx)
+                except typer.Exit as e:
+                    if e.exit_code in (EXIT_OK, EXIT_DAMAGED):
+                        _commit(current)
+                    raise
+                _commit(current)
+                return result
+            finally:
+                current.close()
+
+
+_SESSION = "tbrewrite.storage"
+
+
+def _commit(current: Session) -> None:
+    if current.used:
+        with errors_to_exit():
+            current.commit()
+
+
+class _Displayed:
+    """A text stream that writes staged paths as their URLs (:meth:`Session.display`)."""
+
+    def __init__(self, stream: TextIO, current: Session) -> None:
+        self._stream = stream
+        self._session = current
+
+    def write(self, text: str) -> int:
+        return self._stream.write(self._session.display(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _displayed(current: Session) -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    sys.stdout = _Displayed(sys.stdout, current)
+    sys.stderr = _Displayed(sys.stderr, current)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 app = typer.Typer(
+    cls=_StorageGroup,
     name="tbrewrite",
     help="Rewrite TensorBoard event logs: convert Keras runs, rename tags, merge sidecars.",
     no_args_is_help=True,
@@ -43,6 +109,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False,
         "--version",
@@ -50,8 +117,23 @@ def _root(
         is_eager=True,
         help="Print the version and the engine in use (native or python), and exit.",
     ),
+    storage_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--storage-option",
+            metavar="KEY=VALUE",
+            help=(
+                "Option for the object store of s3://, gs://, az:// paths (repeatable), e.g. "
+                "endpoint_url=http://127.0.0.1:9000; VALUE is JSON where it parses."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Rewrite TensorBoard event logs: convert Keras runs, rename tags, merge sidecars."""
+    current = ctx.meta.get(_SESSION)
+    if storage_option and isinstance(current, Session):
+        with errors_to_exit():
+            current.options.update(storage_options(storage_option))
 
 
 def fail(message: str) -> typer.Exit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,9 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.errors import UsageError
 
 if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
     from tbrewrite.commands.convert import ConvertReport, RunReport
+    from tbrewrite.producers.keras import TagMapping
 
 
 @app.command("convert")
@@ -65,6 +68,14 @@ def convert_command(
             help="Also write a Custom Scalars layout: one chart per metric with its train and val curves.",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Convert the runs on this dask.distributed scheduler (SRC and OUT in object storage).",
+        ),
+    ] = None,
 ) -> None:
     """Convert Keras runs into one run each with train/... and val/... tags.
 
@@ -73,11 +84,15 @@ def convert_command(
     from tbrewrite.commands.convert import convert
     from tbrewrite.parallel import default_jobs
     from tbrewrite.producers.keras import TagMapping, discover_runs, parse_split
+    from tbrewrite.storage import local_path
 
     with errors_to_exit():
         mapping = TagMapping(train_name, val_name, pattern, tuple(parse_split(s) for s in split or ()))
-        total = len(discover_runs(src, mapping)) if src.is_dir() else 0
-        many = total > 1
+        if scheduler is not None and (dry_run or sidecar):
+            raise UsageError("--scheduler converts a tree of runs in object storage; no --dry-run or --sidecar")
+        local_src = src if scheduler is not None else local_path(src, "SRC")
+        total = len(discover_runs(local_src, mapping)) if local_src.is_dir() else 0
+        many = total > 1 or scheduler is not None
         if many and not dry_run:
             with Progress(
                 TextColumn("converting"),
@@ -88,23 +103,26 @@ def convert_command(
                 transient=True,
                 disable=not err.is_terminal,
             ) as progress:
-                task = progress.add_task("", total=total)
+                task = progress.add_task("", total=total or None)
 
                 def advance(run: RunReport) -> None:
                     progress.update(task, advance=1, description=run.plan.run)
 
-                report = convert(
-                    src,
-                    dst,
-                    mapping=mapping,
-                    restarts=restarts,
-                    force=force,
-                    resync=resync,
-                    sidecars=sidecar or (),
-                    jobs=jobs or default_jobs(),
-                    auto_jobs=jobs is None,
-                    on_run=advance,
-                )
+                if scheduler is not None:
+                    report = _on_cluster(src, dst, scheduler, mapping, restarts, force, resync, advance)
+                else:
+                    report = convert(
+                        src,
+                        dst,
+                        mapping=mapping,
+                        restarts=restarts,
+                        force=force,
+                        resync=resync,
+                        sidecars=sidecar or (),
+                        jobs=jobs or default_jobs(),
+                        auto_jobs=jobs is None,
+                        on_run=advance,
+                    )
         else:
             report = convert(
                 src,
@@ -151,6 +169,36 @@ def print_sidecars(runs: list[RunReport]) -> None:
             if s.kept:
                 line += f"; {s.kept} points already in the log kept the log's value"
             out.print(line, markup=False)
+
+
+def _on_cluster(
+    src: Path,
+    dst: Path,
+    scheduler: str,
+    mapping: TagMapping,
+    restarts: str,
+    force: bool,
+    resync: bool,
+    advance: Callable[[RunReport], None],
+) -> ConvertReport:
+    """Run ``convert --scheduler`` in the command's storage session."""
+    from tbrewrite.commands.convertcluster import convert_on_cluster
+    from tbrewrite.storage import active
+
+    current = active()
+    if current is None:
+        raise UsageError("--scheduler needs the tbrewrite command's storage session")
+    return convert_on_cluster(
+        str(src),
+        str(dst),
+        scheduler=scheduler,
+        session=current,
+        mapping=mapping,
+        restarts=restarts,
+        force=force,
+        resync=resync,
+        on_run=advance,
+    )
 
 
 def _print_mapping(report: ConvertReport) -> None:

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tbrewrite import storage
 from tbrewrite.errors import InputError, OutputError
 from tbrewrite.events.writer import EVENT_FILE_MARKER, TEMP_PREFIX, fsync_dir, temp_path
 from tbrewrite.logdir import check_dir, walk
@@ -366,6 +367,9 @@ def recover(logdir: Path) -> list[str]:
 def recover_interrupted(path: str | os.PathLike[str], label: str) -> list[str]:
     """Finish every in-place swap interrupted under ``path``: ``merge --recover`` and ``rename --recover``.
 
+    A URL's interrupted publish is finished first (:func:`tbrewrite.storage.recover`),
+    then the folder's swaps as for a local path.
+
     Args:
         path: str or PathLike. A run (merge) or a tree of runs (rename).
         label: str. How error messages name ``path`` (``"RUN"``, ``"LOGDIR"``).
@@ -377,6 +381,9 @@ def recover_interrupted(path: str | os.PathLike[str], label: str) -> list[str]:
         InputError: ``path`` is not a folder, or a journal is unreadable.
         OSError: a move failed.
     """
-    folder = Path(path)
+    done = storage.recover(path)
+    folder = storage.local_path(path, label)
+    if done and not folder.exists():  # only unfinished uploads were there
+        return done
     check_dir(folder, label)
-    return recover(folder)
+    return done + recover(folder)

@@ -296,6 +296,40 @@ pub struct Scalars {
     /// Per file: its damage (as [`scan`] reports it).
     pub damage: Vec<Vec<Damage>>,
     recent: [u32; 2],
+    /// Per tag: the `plugin_name` of its first value (empty without metadata).
+    pub plugins: Vec<Vec<u8>>,
+    /// Whether to list the records holding anything but scalars in `others`.
+    pub collect_others: bool,
+    /// The valid records that are not summaries of scalars only (with `collect_others`):
+    /// every non-summary event but the file version, and every summary with a value that
+    /// is not a scalar of the scalars plugin, for `tbrewrite.frames` to decode.
+    pub others: Vec<Other>,
+}
+
+impl Scalars {
+    /// A reader that also lists the records holding anything but scalars (`others`).
+    pub fn with_others(collect_others: bool) -> Self {
+        Scalars { collect_others, ..Scalars::default() }
+    }
+}
+
+/// A record [`Scalars`] leaves to the caller: where it is and what its first value is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Other {
+    pub file: u32,
+    /// Byte offset of the record's frame in its file.
+    pub offset: u64,
+    /// Length of its data (the frame is 16 bytes longer).
+    pub length: u64,
+    /// `Event.what` as a field number.
+    pub what: u8,
+    /// Number of summary values.
+    pub values: u32,
+    /// The first value's `value` oneof as a field number (0 if none).
+    pub kind: u8,
+    /// The first value's tag id, or [`NO_TAG`].
+    pub tag_id: u32,
+    pub step: i64,
 }
 
 /// One file of a run being read by [`Scalars::read_some`], which can stop after any
@@ -347,7 +381,12 @@ impl Scalars {
             }
             let info = event_info(data);
             if info.values == 0 {
-                continue; // not a summary, or one without values
+                // Not a summary (or one without values); the file version is no data.
+                if self.collect_others && info.what != 0 && info.what != 3 && info.what != 5 {
+                    let length = data.len() as u64;
+                    self.others.push(Other { file, offset, length, what: info.what, values: 0, kind: 0, tag_id: NO_TAG, step: info.step });
+                }
+                continue;
             }
             // One value (the common shape): its range is known; else find them all.
             let (one, many);
@@ -358,9 +397,17 @@ impl Scalars {
                 many = crate::proto::summary_values(data).unwrap_or_default();
                 &many
             };
+            let mut first_id = NO_TAG;
+            let mut only_scalars = true;
             for &(s, e) in ranges {
                 let v = crate::scalar::value(data, s, e);
                 let id = self.tag_id(&v);
+                if first_id == NO_TAG {
+                    first_id = id;
+                }
+                if !self.plugin_ok[id as usize] || v.scalar.is_none() {
+                    only_scalars = false;
+                }
                 if !self.plugin_ok[id as usize] {
                     continue;
                 }
@@ -372,6 +419,10 @@ impl Scalars {
                     self.values.push(x);
                     self.dtypes.push(v.dtype);
                 }
+            }
+            if self.collect_others && !only_scalars {
+                let (length, values, kind) = (data.len() as u64, info.values, info.value_kind);
+                self.others.push(Other { file, offset, length, what: info.what, values, kind, tag_id: first_id, step: info.step });
             }
         }
         if f.done {
@@ -399,6 +450,7 @@ impl Scalars {
                 self.tag_index.insert(v.tag.to_vec(), id);
                 let plugin = if v.has_metadata { v.plugin_name } else { b"" };
                 self.plugin_ok.push(plugin.is_empty() || plugin == b"scalars");
+                self.plugins.push(plugin.to_vec());
                 id
             }
         };
@@ -414,6 +466,7 @@ impl Scalars {
         self.wall_times.clear();
         self.values.clear();
         self.dtypes.clear();
+        self.others.clear();
     }
 }
 

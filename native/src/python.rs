@@ -314,7 +314,10 @@ fn read_scalars<'py>(py: Python<'py>, paths: Vec<PathBuf>, resync: bool) -> PyRe
 /// (at least `max_rows` of them unless the run ends; a record's values are never split
 /// between batches), except that `tags` holds only the tags first seen in this batch (ids
 /// follow on from earlier batches'), `damage` the damage lists of the files finished in
-/// this batch, which start at file index `first_file`; plus `done`.
+/// this batch, which start at file index `first_file`; plus `done`. With `others`
+/// (ScalarReader(paths, resync=False, others=False)), also `plugins` (the plugin name of
+/// each new tag's first value) and the `other_*` columns of the records holding anything
+/// but scalars (`event_file::Other`), for `tbrewrite.frames`.
 #[pyclass(module = "tbrewrite._native")]
 struct ScalarReader {
     paths: Vec<PathBuf>,
@@ -329,14 +332,14 @@ struct ScalarReader {
 #[pymethods]
 impl ScalarReader {
     #[new]
-    #[pyo3(signature = (paths, resync = false))]
-    fn new(paths: Vec<PathBuf>, resync: bool) -> Self {
+    #[pyo3(signature = (paths, resync = false, others = false))]
+    fn new(paths: Vec<PathBuf>, resync: bool, others: bool) -> Self {
         ScalarReader {
             paths,
             resync,
             next: 0,
             current: None,
-            out: event_file::Scalars::default(),
+            out: event_file::Scalars::with_others(others),
             tags_sent: 0,
             damage_sent: 0,
         }
@@ -382,6 +385,22 @@ impl ScalarReader {
         d.set_item("wall_times", le_bytes(py, &s.wall_times, f64::to_le_bytes))?;
         d.set_item("values", le_bytes(py, &s.values, f64::to_le_bytes))?;
     d.set_item("dtypes", le_bytes(py, &s.dtypes, u8::to_le_bytes))?;
+        if s.collect_others {
+            let plugins = PyList::empty(py);
+            for p in &s.plugins[self.tags_sent..] {
+                plugins.append(String::from_utf8_lossy(p))?;
+            }
+            d.set_item("plugins", plugins)?;
+            let o = &s.others;
+            d.set_item("other_files", le_bytes(py, &o.iter().map(|x| x.file).collect::<Vec<_>>(), u32::to_le_bytes))?;
+            d.set_item("other_offsets", le_bytes(py, &o.iter().map(|x| x.offset).collect::<Vec<_>>(), u64::to_le_bytes))?;
+            d.set_item("other_lengths", le_bytes(py, &o.iter().map(|x| x.length).collect::<Vec<_>>(), u64::to_le_bytes))?;
+            d.set_item("other_whats", le_bytes(py, &o.iter().map(|x| x.what).collect::<Vec<_>>(), u8::to_le_bytes))?;
+            d.set_item("other_values", le_bytes(py, &o.iter().map(|x| x.values).collect::<Vec<_>>(), u32::to_le_bytes))?;
+            d.set_item("other_kinds", le_bytes(py, &o.iter().map(|x| x.kind).collect::<Vec<_>>(), u8::to_le_bytes))?;
+            d.set_item("other_tag_ids", le_bytes(py, &o.iter().map(|x| x.tag_id).collect::<Vec<_>>(), u32::to_le_bytes))?;
+            d.set_item("other_steps", le_bytes(py, &o.iter().map(|x| x.step).collect::<Vec<_>>(), i64::to_le_bytes))?;
+        }
         let damage = PyList::empty(py);
         for file in &s.damage[self.damage_sent..] {
             let list = PyList::empty(py);

@@ -254,3 +254,48 @@ def test_pytorch(logs: dict[str, Path]) -> None:
     if "torch" not in logs:
         pytest.skip("torch is not installed")
     compare(logs["torch"])
+
+
+def frames_equal(a: Any, b: Any) -> None:
+    import pandas as pd
+
+    for kind in ("scalars", "tensors", "histograms", "images", "audio", "text", "hparams"):
+        x, y = a[kind], b[kind]
+        assert list(x.columns) == list(y.columns), kind
+        assert len(x) == len(y), kind
+        for column in x.columns:
+            for u, v in zip(x[column], y[column], strict=True):
+                if isinstance(u, np.ndarray):
+                    np.testing.assert_array_equal(u, v)
+                else:
+                    assert u == v or (pd.isna(u) and pd.isna(v)), (kind, column, u, v)
+    assert [vars(x) for x in a.left_out] == [vars(x) for x in b.left_out]
+
+
+@pytest.mark.parametrize("writer", ["keras3", "tf2", "tf1", "tensorboardX"])
+def test_engines_and_paths_agree(logs: dict[str, Path], writer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native one-pass reader, the native scanner (an older core) and the Python engine."""
+    from tbrewrite.frames import scalars
+
+    one_pass = read(logs[writer])
+    monkeypatch.setattr(scalars, "has_others", lambda native: False)
+    monkeypatch.setattr("tbrewrite.frames.has_others", lambda native: False)
+    frames_equal(one_pass, read(logs[writer]))
+    monkeypatch.setenv("TBREWRITE_ENGINE", "python")
+    frames_equal(one_pass, read(logs[writer]))
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+def test_filters_are_applied_while_reading(logs: dict[str, Path], engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TBREWRITE_ENGINE", engine)
+    whole = read(logs["tf2"])
+    some = read(logs["tf2"], tags="^(img|note|loss)$", steps=slice(1, None), kinds="scalars,images,text,histograms")
+    assert set(some.scalars.tag) == {"loss"} and set(some.scalars.step) == {1, 2}
+    assert len(some.images) == 4 and set(some.text.step) == {1, 2}
+    assert some.histograms.empty and some.audio.empty and some.tensors.empty
+    expected = whole.scalars[(whole.scalars.tag == "loss") & (whole.scalars.step >= 1)].reset_index(drop=True)
+    assert some.scalars.equals(expected)
+    strided = read(logs["tf2"], kinds="histograms", steps=range(0, 3, 2))
+    assert sorted(set(strided.histograms.step)) == [0, 2]
+    asked = {x.what: x.reason for x in some.left_out}
+    assert asked["audio"] == "not asked for" and asked["tensors"] == "not asked for"

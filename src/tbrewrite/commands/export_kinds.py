@@ -35,6 +35,7 @@ from tbrewrite.events.framing import Damage
 from tbrewrite.frames import Chunk, LeftOut, bucket_rows, columns, iter_chunks
 from tbrewrite.frames.filters import KINDS, parse_kinds
 from tbrewrite.frames.media import EXTENSIONS, audio_format
+from tbrewrite.storage import local_path
 
 SUMMARY = "export_summary.json"
 EXPORT_KINDS = tuple(k for k in KINDS if k != "tensors")
@@ -128,7 +129,8 @@ def export_kinds(
             import pyarrow  # noqa: F401
         except ImportError:
             raise InputError("parquet export needs pyarrow: pip install pyarrow (or use --format csv)") from None
-    out = Path(out)
+    path = local_path(path)
+    out = local_path(out, "OUT")
     _check_out(out, force)
     temp = out.with_name(f".{out.name}.tbrewrite-partial")
     if temp.exists():
@@ -180,7 +182,8 @@ def export_table(
     kinds = parse_kinds(kind)
     if len(kinds) != 1 or kinds[0] not in ("scalars", "text", "hparams"):
         raise InputError(f"{out}: --kind {kind} writes a folder of tables; give OUT without a .csv/.parquet suffix")
-    out = Path(out)
+    path = local_path(path)
+    out = local_path(out, "OUT")
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in ("csv", "parquet"):
         raise InputError(f"{out}: cannot tell the format; use a .csv or .parquet name or --format")

@@ -33,10 +33,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ from tbrewrite.events.framing import Damage
 from tbrewrite.frames import columns
 from tbrewrite.frames.filters import KINDS, Filters, parse_kinds
 from tbrewrite.frames.hparams import Sessions
-from tbrewrite.frames.scalars import Chunk, scalar_chunks
+from tbrewrite.frames.scalars import Chunk, has_others, native_run, scalar_chunks
 from tbrewrite.frames.scan import LeftOut, Report, RunScan
 
 __all__ = ["KINDS", "Chunk", "Frames", "LeftOut", "Reading", "histogram_buckets", "iter_chunks", "read"]
@@ -82,9 +84,15 @@ class Reading:
         return self.report.left_out
 
     def __iter__(self) -> Iterator[Chunk]:
-        for chunk in self._chunks():
-            self.rows[chunk.kind] += chunk.rows
-            yield chunk
+        from tbrewrite import storage
+
+        with contextlib.ExitStack() as stack:
+            if storage.is_url(self.path) and storage.active() is None:
+                stack.enter_context(storage.session())  # a URL read outside the CLI
+            self.path = storage.local_path(self.path)
+            for chunk in self._chunks():
+                self.rows[chunk.kind] += chunk.rows
+                yield chunk
 
     def _chunks(self) -> Iterator[Chunk]:
         from tbrewrite.commands.export import _runs
@@ -93,8 +101,10 @@ class Reading:
         self._files_left_out()
         kinds = set(self.kinds)
         last: dict[tuple[str, str], float] | None = {} if "hparams" in kinds else None
+        native = select.native()
+        one_pass = native is not None and has_others(native)
         scalars_read = "scalars" in kinds or last is not None
-        if scalars_read:
+        if scalars_read and not one_pass:
             yield from scalar_chunks(self.path, self.filters, self.damage, last, emit="scalars" in kinds)
         builders: dict[str, columns.Builder] = {}
         ready: list[Chunk] = []
@@ -107,11 +117,22 @@ class Reading:
             if builder.full:
                 ready.append(_builder_chunk(builder))
 
-        native = select.native()
         damage = None if scalars_read else self.damage
         for run, files in runs:
             scan = RunScan(run, kinds, self.filters, emit, self.sessions, self.report)
-            if native is not None:
+            if one_pass and native is not None:
+                handed = partial(scan.native_others, files=list(files))
+                emit_scalars = "scalars" in kinds
+                scan.scalars_counted = True
+                unasked = partial(self.report.not_asked, "scalars")
+                chunks = native_run(native, run, files, self.filters, self.damage, last, emit_scalars, handed, unasked)
+                for chunk in chunks:
+                    yield from ready
+                    ready.clear()
+                    yield chunk
+                yield from ready
+                ready.clear()
+            elif native is not None:
                 for file in files:
                     scan.native_files(native, [file], damage)
                     yield from ready
@@ -259,7 +280,8 @@ def read(
     """Read a logdir, a run or one event file into one pandas DataFrame per kind.
 
     Args:
-        path: a logdir (every run under it), a run folder, or one event file.
+        path: a logdir (every run under it), a run folder, or one event file; or a URL
+            (``s3://``, ``gs://``, ``az://``, ``memory://``; see :mod:`tbrewrite.storage`).
         kinds: the kinds to read (:data:`KINDS`), a name, names separated by commas, or
             None / ``"all"`` for every kind. Kinds not read are empty DataFrames.
         tags: keep only the tags this regular expression finds (``re.search``).

@@ -10,13 +10,15 @@ the hparams table's metrics need.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tbrewrite.engine import select
-from tbrewrite.events.framing import Damage
+from tbrewrite.events.framing import Damage, DamageKind
 from tbrewrite.frames.filters import Filters
 
 
@@ -62,18 +64,7 @@ def scalar_chunks(
     native = select.native()
     if native is not None:
         for chunk in export._native_chunks(native, path, damage):
-            if last is not None:
-                _note_last(chunk, last)
-            if not emit:
-                continue
-            keep = _mask(chunk, filters)
-            if keep is not None:
-                if not keep.any():
-                    continue
-                chunk = _take(chunk, keep)
-            yield Chunk(
-                "scalars", len(chunk.values), partial(export._chunk_frame, chunk), partial(export._chunk_table, chunk)
-            )
+            yield from _scalar_chunk(chunk, filters, last, emit)
         return
     for rows in export._chunks(export.iter_scalars(path, damage=damage), export.CHUNK_ROWS):
         if last is not None:
@@ -86,6 +77,88 @@ def scalar_chunks(
             if not rows:
                 continue
         yield Chunk("scalars", len(rows), partial(export._frame, rows), partial(export._rows_table, rows))
+
+
+def has_others(native: ModuleType) -> bool:
+    """Whether this build's ``ScalarReader`` can list the records that are not scalars."""
+    try:
+        native.ScalarReader([], False, True)
+    except TypeError:
+        return False
+    return True
+
+
+def native_run(
+    native: ModuleType,
+    run: str,
+    files: Sequence[Path],
+    filters: Filters,
+    damage: list[Damage],
+    last: dict[tuple[str, str], float] | None,
+    emit: bool,
+    others: Callable[[dict[str, Any], list[str], list[str]], None],
+    unasked: Callable[[int, list[str]], None],
+) -> Iterator[Chunk]:
+    """Read one run in one native pass: yield its scalars in chunks, hand the other records on.
+
+    ``_native.ScalarReader(..., others=True)`` returns with each batch of scalars the
+    records holding anything else; ``others(batch, tags, plugins)`` receives them (the
+    run's tags so far and each tag's plugin) before the batch's chunk is yielded. Without
+    ``emit``, ``unasked(count, example tags)`` receives the scalars not yielded.
+    """
+    import numpy as np
+
+    from tbrewrite.commands.export import CHUNK_ROWS, _Chunk
+
+    names = [os.fspath(f) for f in files]
+    reader = native.ScalarReader(names, False, True)
+    tags: list[str] = []
+    plugins: list[str] = []
+    while True:
+        batch = reader.read(CHUNK_ROWS)
+        tags.extend(batch["tags"])
+        plugins.extend(batch["plugins"])
+        for file, found in enumerate(batch["damage"], batch["first_file"]):
+            damage.extend(
+                Damage(names[file], DamageKind(kind), offset, before, detail, resumed)
+                for kind, offset, before, detail, resumed in found
+            )
+        others(batch, tags, plugins)
+        values = np.frombuffer(batch["values"], "<f8")
+        if len(values):
+            n = len(values)
+            chunk = _Chunk(
+                [*tags, run],
+                np.full(n, len(tags), dtype=np.int64),
+                np.frombuffer(batch["tag_ids"], "<u4").astype(np.int64),
+                np.frombuffer(batch["steps"], "<i8"),
+                np.frombuffer(batch["wall_times"], "<f8"),
+                values,
+                np.frombuffer(batch["dtypes"], "<u1").astype(np.int64),
+            )
+            yield from _scalar_chunk(chunk, filters, last, emit)
+            if not emit:
+                ids = np.unique(chunk.tags)[:5].tolist()
+                unasked(n, [tags[i] for i in ids])
+        if batch["done"]:
+            return
+
+
+def _scalar_chunk(
+    chunk: Any, filters: Filters, last: dict[tuple[str, str], float] | None, emit: bool
+) -> Iterator[Chunk]:
+    from tbrewrite.commands import export
+
+    if last is not None:
+        _note_last(chunk, last)
+    if not emit:
+        return
+    keep = _mask(chunk, filters)
+    if keep is not None:
+        if not keep.any():
+            return
+        chunk = _take(chunk, keep)
+    yield Chunk("scalars", len(chunk.values), partial(export._chunk_frame, chunk), partial(export._chunk_table, chunk))
 
 
 def _mask(chunk: Any, filters: Filters) -> Any:

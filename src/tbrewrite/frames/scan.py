@@ -47,6 +47,8 @@ from tbrewrite.frames.tensors import tensor_value, text_tag, text_value
 Emit = Callable[[str, tuple[Any, ...], int], None]
 """``emit(kind, row, payload bytes)``: receives each decoded row."""
 
+NO_TAG = 0xFFFFFFFF
+"""``_native.NO_TAG``: a record without summary values."""
 # Kind codes of a record's first value (the native path's columns).
 SCALAR, TENSOR, HIST, IMAGE, AUDIO, TEXT, HPARAMS, LOOK, NONSUMMARY, EMPTY = range(10)
 _CODE_KIND = {SCALAR: "scalars", TENSOR: "tensors", HIST: "histograms", IMAGE: "images", AUDIO: "audio"}
@@ -109,8 +111,8 @@ class Report:
 
     @property
     def left_out(self) -> list[LeftOut]:
-        """Every entry, in the order first found."""
-        return list(self.entries.values())
+        """Every entry, sorted by what and reason (the same whichever way the log was read)."""
+        return [self.entries[k] for k in sorted(self.entries)]
 
 
 class RunScan:
@@ -136,6 +138,8 @@ class RunScan:
         self.report = report
         self.plugins: dict[str, str] = {}
         """Tag -> plugin name of its first value in the run ('' without metadata)."""
+        self.scalars_counted = False
+        """True when the scalar reader counts the scalars not asked for (so they are not counted here)."""
 
     # --- one decoded event -------------------------------------------------------------
 
@@ -161,7 +165,7 @@ class RunScan:
         which = value.WhichOneof("value")
         tag = value.tag
         if plugin in ("", "scalars") and scalar_number(value) is not None:
-            if "scalars" not in self.kinds:
+            if "scalars" not in self.kinds and not self.scalars_counted:
                 self.report.not_asked("scalars", 1, [tag])
             return
         kind = _kind(which, plugin)
@@ -260,12 +264,84 @@ class RunScan:
     def _native_batch(self, scan: _FileColumns, batch: dict[str, Any], handle: Any) -> None:
         import numpy as np
 
-        from tbrewrite.events.summary import Event
-
         rows = scan.take(batch, self.plugins)
         if rows is None:
             return
         codes, whats, tag_ids, steps = rows
+        offsets = np.frombuffer(batch["offsets"], "<u8")
+        lengths = np.frombuffer(batch["lengths"], "<u8")
+        tags = scan.tags or [""]
+        plugins = [scan.plugin_names.get(t, "") for t in tags]
+        self._dispatch(codes, whats, tag_ids, steps, tags, plugins, lambda at: (handle, offsets[at], lengths[at]))
+
+    def native_others(self, batch: dict[str, Any], tags: list[str], plugins: list[str], files: list[Path]) -> None:
+        """Decode the records ``_native.ScalarReader(..., others=True)`` left in a batch.
+
+        Args:
+            batch: the reader's batch (its ``other_*`` columns).
+            tags: the run's tags so far (ids as the reader's).
+            plugins: each tag's plugin name (of its first value in the run).
+            files: the run's files.
+        """
+        import numpy as np
+
+        whats = np.frombuffer(batch["other_whats"], "u1")
+        if not len(whats):
+            return
+        for tag, name in zip(tags, plugins, strict=True):
+            self.plugins.setdefault(tag, name)
+        tag_ids = np.frombuffer(batch["other_tag_ids"], "<u4").astype(np.int64)
+        has_tag = tag_ids != NO_TAG
+        tag_ids = np.where(has_tag, tag_ids, 0)
+        codes_of_tag = np.array([_PLUGIN_CODE.get(p, TENSOR) for p in plugins] or [0], dtype=np.uint8)
+        plugin = codes_of_tag[tag_ids]
+        kinds = np.frombuffer(batch["other_kinds"], "u1")
+        counts = np.frombuffer(batch["other_values"], "<u4")
+        codes = np.full(len(whats), LOOK, dtype=np.uint8)
+        tensor = kinds == 8
+        codes[tensor] = plugin[tensor]
+        codes[tensor & (plugin == SCALAR)] = TENSOR  # a tensor the scalar reader did not take
+        codes[kinds == 5] = HIST
+        codes[kinds == 4] = IMAGE
+        codes[kinds == 6] = AUDIO
+        codes[(kinds == 0) & (plugin == HPARAMS)] = HPARAMS
+        codes[counts > 1] = LOOK
+        codes[(counts == 0) | ~has_tag] = EMPTY
+        codes[whats != 5] = NONSUMMARY
+        file_ids = np.frombuffer(batch["other_files"], "<u4")
+        offsets = np.frombuffer(batch["other_offsets"], "<u8")
+        lengths = np.frombuffer(batch["other_lengths"], "<u8")
+        steps = np.frombuffer(batch["other_steps"], "<i8")
+        handles: dict[int, Any] = {}
+        try:
+
+            def locate(at: int) -> tuple[Any, int, int]:
+                number = int(file_ids[at])
+                handle = handles.get(number)
+                if handle is None:
+                    handle = handles[number] = open(files[number], "rb")  # noqa: SIM115
+                return handle, offsets[at], lengths[at]
+
+            self._dispatch(codes, whats, tag_ids, steps, tags or [""], plugins or [""], locate)
+        finally:
+            for handle in handles.values():
+                handle.close()
+
+    def _dispatch(
+        self,
+        codes: Any,
+        whats: Any,
+        tag_ids: Any,
+        steps: Any,
+        tags: list[str],
+        plugins: list[str],
+        locate: Callable[[int], tuple[Any, int, int]],
+    ) -> None:
+        """Count what is left out of the records ``codes`` classify; decode the ones asked for."""
+        import numpy as np
+
+        from tbrewrite.events.summary import Event
+
         # Non-summary events: counted, never decoded.
         for number, count in zip(*np.unique(whats[codes == NONSUMMARY], return_counts=True), strict=True):
             field_name = _WHAT_FIELDS.get(int(number))
@@ -279,23 +355,23 @@ class RunScan:
             count = int(chosen.sum())
             if count:
                 ids = np.unique(tag_ids[chosen])[:_EXAMPLES].tolist()
-                examples = [scan.tags[i] for i in ids]
                 if kind == "tensors":
-                    examples = [f"{t} ({scan.plugin_names.get(t) or 'no plugin'})" for t in examples]
+                    examples = [f"{tags[i]} ({plugins[i] or 'no plugin'})" for i in ids]
+                else:
+                    examples = [tags[i] for i in ids]
                 self.report.not_asked(kind, count, examples)
         # The rest: decoded one by one, unless their tag or step is filtered out.
         wanted = np.isin(codes, [_KIND_CODE[k] for k in self.kinds if k != "scalars"] + [LOOK])
+        always = (codes == LOOK) | (codes == HPARAMS)
         if self.filters.steps is not None:
-            wanted &= self.filters.step_mask(steps) | (codes == LOOK) | (codes == HPARAMS)
+            wanted &= self.filters.step_mask(steps) | always
         if self.filters.tags is not None:
-            names = scan.tags or [""]
-            passes = np.fromiter((self.filters.tag(text_tag(t)) for t in names), dtype=bool, count=len(names))
-            wanted &= passes[tag_ids] | (codes == LOOK) | (codes == HPARAMS)
-        offsets = np.frombuffer(batch["offsets"], "<u8")
-        lengths = np.frombuffer(batch["lengths"], "<u8")
+            passes = np.fromiter((self.filters.tag(text_tag(t)) for t in tags), dtype=bool, count=len(tags))
+            wanted &= passes[tag_ids] | always
         for at in np.flatnonzero(wanted).tolist():
-            handle.seek(int(offsets[at]) + 12)
-            self.event(Event.FromString(handle.read(int(lengths[at]))))
+            handle, offset, length = locate(at)
+            handle.seek(int(offset) + 12)
+            self.event(Event.FromString(handle.read(int(length))))
 
 
 class _FileColumns:

@@ -53,7 +53,7 @@ def map_on_cluster(
     except ImportError:
         raise UsageError("--scheduler needs dask.distributed: pip install 'tbrewrite[dask]'") from None
     try:
-        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as e:
         raise InputError(f"{address}: cannot reach the Dask scheduler ({e})") from None
     with client:

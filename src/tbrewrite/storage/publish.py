@@ -18,9 +18,10 @@ backups) first uploads them all (step 1), then writes a *journal*
 (``<root>/.tbrewrite-sync.json``, format ``tbrewrite-sync/1``) naming every
 ``(temporary, final)`` pair and every key to delete, then copies, deletes and removes the
 journal (:func:`finish`). Every step is idempotent and decided by what exists, so
-:func:`recover` run after a crash from the journal on finishes the publish (the backups
-come first in the journal, so an original is replaced only after its backup is in
-place); a crash before the journal leaves only temporary keys, which :func:`recover`
+:func:`recover` run after a crash from the journal on finishes the publish (every file's bytes, backups
+of replaced originals included, are in temporary keys before the journal exists, and
+a temporary key is deleted only after every copy, so the copies can always be
+finished); a crash before the journal leaves only temporary keys, which :func:`recover`
 deletes. The local analogue is :mod:`tbrewrite.output.swap`.
 """
 
@@ -89,7 +90,7 @@ class Publish:
     Attributes:
         root: str. The URL of the folder (or file) they are published under; the
             journal, when one is needed, is ``<root>/.tbrewrite-sync.json``.
-        moves: tuple of ``(temporary key, final key)``, backups first.
+        moves: tuple of ``(temporary key, final key)``.
         deletes: tuple of str. Keys to delete once every move is done (outputs of an
             earlier run that this one no longer writes), all under ``root``.
     """
@@ -123,14 +124,18 @@ def finish(fs: Any, publish: Publish) -> None:
         fs.rm_file(publish.journal)
 
 
-def _steps(fs: Any, publish: Publish) -> None:
-    for temp, final in publish.moves:
-        if fs.exists(temp):
-            fs.copy(temp, final)
-            fs.rm_file(temp)
-    for key in publish.deletes:
-        if fs.exists(key):
-            fs.rm_file(key)
+def _steps(fs: Any, publish: Publish, *, resumed: bool = False) -> None:
+    """Copy every move, then delete its temporary key and the keys to delete (in batches).
+
+    ``resumed``: after a crash, some moves and deletes are done already; skip them.
+    """
+    moves = [m for m in publish.moves if not resumed or fs.exists(m[0])]
+    deletes = [k for k in publish.deletes if not resumed or fs.exists(k)]
+    if moves:
+        fs.copy([t for t, _ in moves], [f for _, f in moves])
+        fs.rm([t for t, _ in moves])
+    if deletes:
+        fs.rm(deletes)
 
 
 def abandon(fs: Any, temps: Sequence[str]) -> None:
@@ -138,11 +143,6 @@ def abandon(fs: Any, temps: Sequence[str]) -> None:
     for temp in temps:
         with contextlib.suppress(FileNotFoundError, OSError):
             fs.rm_file(temp)
-
-
-def pending(fs: Any, root: str) -> bool:
-    """Return whether an interrupted publish under ``root`` left its journal."""
-    return bool(fs.exists(f"{root}/{JOURNAL_NAME}"))
 
 
 def recover(fs: Any, root: str) -> list[str]:
@@ -165,7 +165,7 @@ def recover(fs: Any, root: str) -> list[str]:
             publish = Publish(root, tuple((t, f) for t, f in body["moves"]), tuple(body["deletes"]))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise InputError(f"{journal}: not a {JOURNAL_FORMAT} journal; remove it by hand") from None
-        _steps(fs, publish)
+        _steps(fs, publish, resumed=True)
         fs.rm_file(journal)
         done.append(f"{root}: finished an interrupted publish ({len(publish.moves)} file(s))")
     leftovers = []

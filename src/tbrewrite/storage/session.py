@@ -124,32 +124,32 @@ class Session:
         fs = self.filesystem(scheme)
         root = _Root(url, scheme, self.local_of(url))
         with _naming(url):
-            if publish.pending(fs, url):
-                raise InputError(
-                    f"{url}: a publish to it was interrupted; run 'tbrewrite rename {url} --recover' first"
-                )
             self._fetch(fs, root)
         self._roots[url] = root
         return root.local
 
     def _fetch(self, fs: Any, root: _Root) -> None:
-        """Copy every object under ``root`` not yet mirrored; make folders for its backups."""
-        try:
-            info = fs.info(root.url)
-        except FileNotFoundError:
-            info = None
-        if info is not None and info.get("type") != "directory":
+        """Copy every object under ``root`` not yet mirrored; make folders for its backups.
+
+        One listing tells the objects, whether ``root`` is one object, and whether an
+        interrupted publish left its journal (object stores answer each request slowly).
+        """
+        base = fs._strip_protocol(root.url).rstrip("/")
+        keys = sorted(fs.find(root.url))
+        if f"{base}/{publish.JOURNAL_NAME}" in keys:
+            raise InputError(
+                f"{root.url}: a publish to it was interrupted; run 'tbrewrite rename {root.url} --recover' first"
+            )
+        if keys == [base]:
             pairs = [(root.url, root.local)]
-        elif info is not None:
-            base = fs._strip_protocol(root.url).rstrip("/")
+        else:
             pairs = [
                 (f"{root.url}/{key[len(base) + 1 :]}", root.local / key[len(base) + 1 :])
-                for key in sorted(fs.find(root.url))
+                for key in keys
                 if key.startswith(base + "/") and not key.endswith("/")
             ]
-            root.local.mkdir(parents=True, exist_ok=True)
-        else:
-            pairs = []
+            if pairs:
+                root.local.mkdir(parents=True, exist_ok=True)
         pairs = [(u, p) for u, p in pairs if p not in self._mirrored]
         for _, path in pairs:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ class Session:
         for _, path in pairs:
             self._mirrored[path] = _key(path)
         parent, _, name = root.url.rpartition("/")
-        if "://" in parent and not parent.endswith(":/") and name:
+        if keys and "://" in parent and not parent.endswith(":/") and name:
             for sibling in fs.glob(f"{parent}/{name}{BACKUP_INFIX}*"):  # so the next free number is chosen
                 (root.local.parent / sibling.rpartition("/")[2]).mkdir(parents=True, exist_ok=True)
 

@@ -304,12 +304,23 @@ pub struct Scalars {
     /// every non-summary event but the file version, and every summary with a value that
     /// is not a scalar of the scalars plugin, for `tbrewrite.frames` to decode.
     pub others: Vec<Other>,
+    /// Data bytes of the records in `others`: a batch ends once they reach [`OTHERS_BYTES`].
+    pub others_bytes: u64,
 }
+
+/// The record bytes listed in [`Scalars::others`] at which a batch ends, so that the caller,
+/// who reads and decodes them, holds a bounded amount at a time.
+pub const OTHERS_BYTES: u64 = 16 << 20;
 
 impl Scalars {
     /// A reader that also lists the records holding anything but scalars (`others`).
     pub fn with_others(collect_others: bool) -> Self {
         Scalars { collect_others, ..Scalars::default() }
+    }
+
+    /// Whether the records listed in `others` reached [`OTHERS_BYTES`] (the batch ends).
+    pub fn others_full(&self) -> bool {
+        self.others_bytes >= OTHERS_BYTES
     }
 }
 
@@ -364,7 +375,7 @@ impl Scalars {
     pub fn read_some<S: Source>(&mut self, f: &mut ScalarFile<S>, max_rows: usize) -> io::Result<()> {
         let file = self.damage.len() as u32;
         let start = self.values.len();
-        while !f.done && self.values.len() - start < max_rows {
+        while !f.done && self.values.len() - start < max_rows && !self.others_full() {
             let frames = f.reader.records;
             let Some((offset, data)) = f.reader.next_record()? else {
                 f.done = true;
@@ -384,6 +395,7 @@ impl Scalars {
                 // Not a summary (or one without values); the file version is no data.
                 if self.collect_others && info.what != 0 && info.what != 3 && info.what != 5 {
                     let length = data.len() as u64;
+                    self.others_bytes += data.len() as u64;
                     self.others.push(Other { file, offset, length, what: info.what, values: 0, kind: 0, tag_id: NO_TAG, step: info.step });
                 }
                 continue;
@@ -422,6 +434,7 @@ impl Scalars {
             }
             if self.collect_others && !only_scalars {
                 let (length, values, kind) = (data.len() as u64, info.values, info.value_kind);
+                self.others_bytes += data.len() as u64;
                 self.others.push(Other { file, offset, length, what: info.what, values, kind, tag_id: first_id, step: info.step });
             }
         }
@@ -467,6 +480,7 @@ impl Scalars {
         self.values.clear();
         self.dtypes.clear();
         self.others.clear();
+        self.others_bytes = 0;
     }
 }
 

@@ -350,7 +350,7 @@ impl ScalarReader {
         let this = &mut *self;
         let result = py.allow_threads(|| {
             guarded("read_scalars", || {
-                while this.out.values.len() < max_rows {
+                while this.out.values.len() < max_rows && !this.out.others_full() {
                     if this.current.is_none() {
                         let Some(path) = this.paths.get(this.next) else { break };
                         match tf_record::open(path, None) {

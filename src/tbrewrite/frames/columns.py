@@ -15,7 +15,7 @@ from typing import Any
 
 CHUNK_ROWS = 100_000
 """Rows per chunk (as ``commands.export``)."""
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 16 << 20
 """Payload bytes (images, audio) per chunk: a chunk is cut at whichever limit comes first."""
 
 

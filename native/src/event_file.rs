@@ -728,4 +728,30 @@ mod tests {
         assert_eq!(steps, whole.steps);
         assert_eq!(batched.damage, whole.damage);
     }
+    /// With `collect_others`, the records holding anything but scalars of the scalars plugin
+    /// are listed (not their scalars' rows), and the file version is not.
+    #[test]
+    fn others_are_the_records_that_are_not_scalars_only() {
+        let version = [0x1a, 0x0d].iter().copied().chain(b"brain.Event:2".iter().copied()).collect::<Vec<u8>>();
+        let graph = ld(4, b"g");
+        let data = file(&[
+            version,
+            graph,
+            event(1, &[value("a", None)]),
+            event(2, &[value("t", Some("text"))]),
+            event(3, &[value("a", None), value("t", None)]),
+        ]);
+        let mut s = Scalars::with_others(true);
+        s.read(SliceSource::new(&data), false).unwrap();
+        assert_eq!(s.steps, vec![1, 3]);
+        assert_eq!(s.plugins, vec![b"".to_vec(), b"text".to_vec()]);
+        let got: Vec<(u8, u32, u8, u32, i64)> = s.others.iter().map(|o| (o.what, o.values, o.kind, o.tag_id, o.step)).collect();
+        assert_eq!(got, vec![(4, 0, 0, NO_TAG, 0), (5, 1, 2, 1, 2), (5, 2, 2, 0, 3)]);
+        let graph_at = s.others[0].offset as usize;
+        assert_eq!(&data[graph_at + 12..graph_at + 12 + s.others[0].length as usize], &ld(4, b"g")[..]);
+        assert_eq!(s.others_bytes, s.others.iter().map(|o| o.length).sum::<u64>());
+        let mut plain = Scalars::default();
+        plain.read(SliceSource::new(&data), false).unwrap();
+        assert!(plain.others.is_empty());
+    }
 }

@@ -83,3 +83,10 @@ class RuleError(TbRewriteError, ValueError):
 
 class TagCollisionError(TbRewriteError):
     """Two source tags would be written to one output tag with overlapping steps."""
+
+
+class HParamsError(TbRewriteError, ValueError):
+    """Hyperparameters to attach are malformed or contradict the log's (``hparams --from``).
+
+    The message names the file (and the line of a CSV row) and the hparam.
+    """

@@ -13,6 +13,7 @@ from tbrewrite.cli import concat as _concat  # noqa: F401  (registers the comman
 from tbrewrite.cli import convert as _convert  # noqa: F401  (registers the command)
 from tbrewrite.cli import crop as _crop  # noqa: F401  (registers the command)
 from tbrewrite.cli import export as _export  # noqa: F401  (registers the command)
+from tbrewrite.cli import hparams as _hparams  # noqa: F401  (registers the command)
 from tbrewrite.cli import inspect as _inspect  # noqa: F401  (registers the command)
 from tbrewrite.cli import merge as _merge  # noqa: F401  (registers the command)
 from tbrewrite.cli import overlay as _overlay  # noqa: F401  (registers the command)

@@ -63,6 +63,21 @@ class FileEdit:
 
 
 @dataclass(frozen=True)
+class AddedFile:
+    """A new event file a command adds to a run, written whole (``hparams``' summaries).
+
+    Attributes:
+        name: str. Its file name in the run folder (holding ``tfevents``).
+        wall_time: float. Its ``file_version`` event's wall_time.
+        events: tuple of bytes. The serialized Events after the ``file_version``.
+    """
+
+    name: str
+    wall_time: float
+    events: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class RunEdit:
     """The planned edit of one run (a folder holding event files).
 
@@ -70,16 +85,22 @@ class RunEdit:
         run: str. The run's path relative to LOGDIR (``"."`` for LOGDIR itself).
         run_dir: Path.
         files: tuple of FileEdit, in TensorBoard's order.
+        added: tuple of AddedFile: new files of the run (in place: published by the
+            run's swap; a file of the same name must be in ``retired``).
+        retired: tuple of str. Names of event files of the run left out of the output
+            (in place: moved to the backup folder), not in ``files``.
     """
 
     run: str
     run_dir: Path
     files: tuple[FileEdit, ...]
+    added: tuple[AddedFile, ...] = ()
+    retired: tuple[str, ...] = ()
 
     @property
     def touched(self) -> bool:
         """True if some file of the run may change."""
-        return any(f.touched or f.resynced for f in self.files)
+        return bool(self.added or self.retired) or any(f.touched or f.resynced for f in self.files)
 
 
 @dataclass
@@ -116,6 +137,7 @@ class _Task:
     keep_unchanged: bool
     resync: bool
     root: Path
+    added_targets: tuple[Path, ...] = ()
 
 
 def _write_run(task: _Task) -> list[FileResult]:
@@ -159,6 +181,13 @@ def _write_run(task: _Task) -> list[FileResult]:
                 else:
                     written.writer.abort()
             results.append(result)
+        for added, dst in zip(task.run.added, task.added_targets, strict=True):
+            with _naming_output(dst, dst):
+                writer = outputs.open(dst, wall_time=added.wall_time)
+                for record in added.events:
+                    writer.write_record(record)
+                output = outputs.publish(outputs.stage(writer))
+            results.append(FileResult(added.name, 0, len(added.events) + 1, 0, True, output))
     return results
 
 
@@ -228,23 +257,26 @@ def write_tree(
         progress: called with each run's name as it is written.
 
     Returns:
-        ``(results, warnings)``: FileResults per run (in ``runs`` order), and one line
-        per file of the tree not copied (a named pipe, socket or device).
+        ``(results, warnings)``: FileResults per run (in ``runs`` order: its files', then
+        its added files'), and one line per file of the tree not copied (a named pipe,
+        socket or device). A run's retired files are not copied.
 
     Raises:
         OSError: reading or writing failed; nothing is left behind.
     """
     rewritten = {f.source.path for r in runs for f in r.files}
+    rewritten.update(r.run_dir / name for r in runs for name in r.retired)
     warnings: list[str] = []
     with Transaction(out) as outputs:
         tasks = []
         for run in runs:
             target_dir = outputs.makedirs(out / run.run)
             targets = tuple(target_dir / f.source.path.name for f in run.files)
-            for target in targets:
+            added = tuple(target_dir / a.name for a in run.added)
+            for target in (*targets, *added):
                 outputs.add_file(target)
-            tasks.append(_Task(run, targets, True, resync, out))
-        written = {t for task in tasks for t in task.targets}
+            tasks.append(_Task(run, targets, True, resync, out, added))
+        written = {t for task in tasks for t in (*task.targets, *task.added_targets)}
         for folder in walk(logdir):
             for src in sorted((*folder.event_files, *folder.placeholders, *folder.other_files)):
                 if src in rewritten or src.name.startswith(LEFTOVER_PREFIXES):
@@ -254,6 +286,8 @@ def write_tree(
                     warnings.append(f"{src}: skipped: {skipped}")
                     continue
                 dst = out / folder.rel / src.name
+                if dst in written:  # an added file of the same name replaces it
+                    continue
                 outputs.makedirs(dst.parent)
                 outputs.add_file(dst)
                 mirror_file(src, dst)
@@ -280,6 +314,8 @@ def write_in_place(
 ) -> tuple[list[list[FileResult]], Path | None]:
     """Stage every touched run's new files, back up every original, then swap run by run.
 
+    A run's added files are published and its retired files backed up by the same swap.
+
     Returns:
         ``(results, backup)``: FileResults per run (empty for runs left alone), and the
         backup folder, or None if no file changed.
@@ -293,7 +329,14 @@ def write_in_place(
         if not run.touched:
             progress(run.run)
     tasks = [
-        _Task(r, tuple(r.run_dir / staged_name(f.source.path.name) for f in r.files), False, resync, logdir)
+        _Task(
+            r,
+            tuple(r.run_dir / staged_name(f.source.path.name) for f in r.files),
+            False,
+            resync,
+            logdir,
+            tuple(r.run_dir / staged_name(a.name) for a in r.added),
+        )
         for r in touched
     ]
     by_run: dict[str, list[FileResult]] = {}
@@ -302,13 +345,17 @@ def write_in_place(
         results = map_ordered(_write_run, tasks, jobs, lambda i, _: progress(touched[i].run))
         for run, files in zip(touched, results, strict=True):
             by_run[run.run] = files
-            replaced = tuple(f.name for f in files if f.output is not None)
-            if replaced:
-                swaps.append(Swap.replacing(run.run_dir, backup / run.run, replaced))
+            replaced = tuple(f.name for f in files[: len(run.files)] if f.output is not None)
+            added = tuple(a.name for a in run.added)
+            retired = (*replaced, *(n for n in run.retired if n not in replaced))
+            if retired or added:
+                new = tuple((staged_name(n), n) for n in (*replaced, *added))
+                swaps.append(Swap(run.run_dir, backup / run.run, retired, new))
     except BaseException:
         for run in touched:
-            discard_staged(run.run_dir, [f.source.path.name for f in run.files])
+            discard_staged(run.run_dir, [*(f.source.path.name for f in run.files), *(a.name for a in run.added)])
         raise
+    existed = backup.exists()
     try:
         commit(swaps)
     except OSError as e:
@@ -316,4 +363,15 @@ def write_in_place(
             f"{e.filename or logdir}: swap failed part-way ({e.strerror or e}); "
             f"run 'tbrewrite {command} {logdir} --recover' to finish it"
         ) from None
+    if swaps and not any(s.names for s in swaps):  # only files added: no original went to the backup
+        if not existed:
+            _remove_empty_folders(backup)
+        return [by_run.get(r.run, []) for r in runs], None
     return [by_run.get(r.run, []) for r in runs], backup if swaps else None
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove ``folder`` and the folders below it, deepest first, as far as they are empty."""
+    for dirpath, _, _ in sorted(os.walk(folder), key=lambda d: -len(Path(d[0]).parts)):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)

@@ -104,7 +104,7 @@ class Reading:
         native = select.native()
         one_pass = native is not None and has_others(native)
         scalars_read = "scalars" in kinds or last is not None
-        if scalars_read and not one_pass:
+        if scalars_read and not one_pass and native is not None:
             yield from scalar_chunks(self.path, self.filters, self.damage, last, emit="scalars" in kinds)
         builders: dict[str, columns.Builder] = {}
         ready: list[Chunk] = []
@@ -117,7 +117,7 @@ class Reading:
             if builder.full:
                 ready.append(_builder_chunk(builder))
 
-        damage = None if scalars_read else self.damage
+        damage = None if scalars_read and native is not None else self.damage
         for run, files in runs:
             scan = RunScan(run, kinds, self.filters, emit, self.sessions, self.report)
             if one_pass and native is not None:
@@ -138,6 +138,8 @@ class Reading:
                     yield from ready
                     ready.clear()
             else:
+                scan.scalars_here = True
+                scan.last = last
                 for file in files:
                     scan.python_files([file], damage)
                     yield from ready

@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from tbrewrite.frames.tensors import ndarray
+_DT_STRING = 7
 
 Image = tuple[int, int, int, str, bytes]
 """``(index, width, height, format, encoded bytes)``."""
@@ -67,11 +67,12 @@ def images_from_tensor(tensor: Any) -> list[Image]:
     Raises:
         ValueError: not a string tensor of rank 1 with at least width and height.
     """
-    array = ndarray(tensor)
-    if array.ndim != 1 or len(array) < 2 or array.dtype.kind not in "OS":
-        raise ValueError(f"an image tensor of shape {list(array.shape)}, not [2 + k] strings")
-    width, height = _int(array[0]), _int(array[1])
-    return [(i, width, height, image_format(data), bytes(data)) for i, data in enumerate(array[2:])]
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    items = _strings(tensor)
+    if len(dims) != 1 or len(items) != dims[0] or len(items) < 2:
+        raise ValueError(f"an image tensor of shape {dims}, not [2 + k] strings")
+    width, height = _int(items[0]), _int(items[1])
+    return [(i, width, height, image_format(data), data) for i, data in enumerate(items[2:])]
 
 
 def audio_from_audio(audio: Any) -> list[Audio]:
@@ -88,16 +89,17 @@ def audio_from_tensor(tensor: Any) -> list[Audio]:
     Raises:
         ValueError: not a string tensor of one of these shapes.
     """
-    array = ndarray(tensor)
-    if array.dtype.kind not in "OS" or not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 2)):
-        raise ValueError(f"an audio tensor of shape {list(array.shape)}, not [k, 2] strings")
-    rows = array if array.ndim == 2 else [(data, b"") for data in array]
+    dims = [d.size for d in tensor.tensor_shape.dim]
+    items = _strings(tensor)
+    pairs = len(dims) == 2 and dims[1] == 2 and len(items) == 2 * dims[0]
+    if not (pairs or (len(dims) == 1 and len(items) == dims[0])):
+        raise ValueError(f"an audio tensor of shape {dims}, not [k, 2] strings")
+    rows = list(zip(items[::2], items[1::2], strict=True)) if pairs else [(data, b"") for data in items]
     clips = []
     for i, (data, label) in enumerate(rows):
-        data = bytes(data)
         rate, channels, frames = wav_info(data)
         content_type = "audio/wav" if audio_format(data) else ""
-        clips.append((i, rate, channels, frames, content_type, bytes(label).decode("utf-8", "replace"), data))
+        clips.append((i, rate, channels, frames, content_type, label.decode("utf-8", "replace"), data))
     return clips
 
 
@@ -121,6 +123,17 @@ def wav_info(data: bytes) -> tuple[float, int, int]:
             break
         at = body + size + (size & 1)
     return rate, channels, frames
+
+
+def _strings(tensor: Any) -> list[bytes]:
+    """The elements of a string tensor, without going through NumPy (no copy of large images).
+
+    Raises:
+        ValueError: not a ``DT_STRING`` tensor.
+    """
+    if tensor.dtype != _DT_STRING:
+        raise ValueError("not a string tensor")
+    return list(tensor.string_val)
 
 
 def _int(item: Any) -> int:

@@ -38,7 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from tbrewrite.events.framing import Damage, DamageKind
-from tbrewrite.events.summary import SummaryMetadata, scalar_number
+from tbrewrite.events.summary import SCALAR_DTYPES, SummaryMetadata, scalar_number
 from tbrewrite.frames import histograms, media
 from tbrewrite.frames.filters import Filters
 from tbrewrite.frames.hparams import Sessions
@@ -65,6 +65,7 @@ NON_SUMMARY = {
     "log_message": ("log messages", "TF1 log messages, not summaries"),
 }
 """``Event.what`` fields that are not summaries: (what, why they are left out)."""
+DTYPE_NAMES = {code: name for code, (name, _, _) in SCALAR_DTYPES.items()}
 _WHAT_FIELDS = {4: "graph_def", 6: "log_message", 7: "session_log", 8: "tagged_run_metadata", 9: "meta_graph_def"}
 _EXAMPLES = 5
 
@@ -140,6 +141,10 @@ class RunScan:
         """Tag -> plugin name of its first value in the run ('' without metadata)."""
         self.scalars_counted = False
         """True when the scalar reader counts the scalars not asked for (so they are not counted here)."""
+        self.scalars_here = False
+        """True when the scalars are read here too (the Python engine's one pass), not by the scalar reader."""
+        self.last: dict[tuple[str, str], float] | None = None
+        """With :attr:`scalars_here`: receives the last value of each (run, tag), for the hparams metrics."""
 
     # --- one decoded event -------------------------------------------------------------
 
@@ -164,8 +169,11 @@ class RunScan:
         plugin = self._plugin(value)
         which = value.WhichOneof("value")
         tag = value.tag
-        if plugin in ("", "scalars") and scalar_number(value) is not None:
-            if "scalars" not in self.kinds and not self.scalars_counted:
+        number = scalar_number(value) if plugin in ("", "scalars") else None
+        if number is not None:
+            if self.scalars_here:
+                self._scalar(tag, step, wall_time, number)
+            elif "scalars" not in self.kinds and not self.scalars_counted:
                 self.report.not_asked("scalars", 1, [tag])
             return
         kind = _kind(which, plugin)
@@ -185,6 +193,14 @@ class RunScan:
         if not (self.filters.tag(shown) and self.filters.step(step)):
             return
         self._decode(kind, tag, lambda: self._rows(kind, which, plugin, shown, step, wall_time, value))
+
+    def _scalar(self, tag: str, step: int, wall_time: float, number: tuple[float, int]) -> None:
+        if self.last is not None:
+            self.last[(self.run, tag)] = number[0]
+        if "scalars" not in self.kinds:
+            self.report.not_asked("scalars", 1, [tag])
+        elif self.filters.tag(tag) and self.filters.step(step):
+            self.emit("scalars", (self.run, tag, step, wall_time, number[0], DTYPE_NAMES[number[1]]), 0)
 
     def _odd(self, which: str | None, plugin: str, tag: str) -> None:
         if which == "simple_value":

@@ -9,6 +9,9 @@ writers and the real server: ``tests/e2e/test_hparams_e2e.py``.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -329,3 +332,43 @@ def test_usage_errors(logs: Path, tmp_path: Path) -> None:
         1,
         "tbrewrite: error: x.txt: --from must be a .csv, .yaml, .yml or .json file (or a {run} pattern)\n",
     )
+
+
+def test_python_api_takes_a_dict(logs: Path, tmp_path: Path) -> None:
+    report = attach_hparams(logs, {"a": {"lr": 1e-3, "net": {"depth": 4}}, "b": {"lr": 1e-2}}, out=tmp_path / "out")
+    assert [(s.run, s.origin, s.hparams) for s in report.sessions] == [
+        ("a", "hparams['a']", {"lr": 0.001, "net/depth": 4.0}),
+        ("b", "hparams['b']", {"lr": 0.01}),
+    ]
+    assert in_process(tmp_path / "out").sessions["a"]["hparams"] == {"lr": 0.001, "net/depth": 4}
+
+
+def test_damaged_run_still_gets_its_session_and_exit_3(logs: Path, tmp_path: Path) -> None:
+    (path,) = (logs / "b").glob("*.v2")
+    path.write_bytes(path.read_bytes()[:-5])  # a killed writer's last record
+    table = _csv(tmp_path / "runs.csv", "run,lr\na,1\nb,2\n")
+    result = runner.invoke(app, ["hparams", str(logs), "--from", str(table), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 3, result.output
+    assert "truncated" in result.stderr
+    assert in_process(tmp_path / "out").sessions["b"]["hparams"] == {"lr": 2}
+
+
+def test_readme_example(tmp_path: Path) -> None:
+    """The README's console example, run on the fixtures it names, prints what the README shows."""
+    from support.paths import FIXTURES, REPO
+
+    text = (REPO / "README.md").read_text().split("\n## `tbrewrite hparams LOGDIR --from FILE`\n", 1)[1]
+    block = text.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    table = block[1 : block.index(next(line for line in block[1:] if line.startswith("$ ")))]
+    command = next(line for line in block if line.startswith("$ tbrewrite hparams"))[2:].split()
+    shown = block[block.index("$ " + " ".join(command)) + 1 :]
+    (tmp_path / "runs.csv").write_text("\n".join(table) + "\n", encoding="utf-8")
+    shutil.copytree(FIXTURES / "keras3_run", tmp_path / "logs" / "keras3")
+    shutil.copytree(FIXTURES / "tf_keras_run", tmp_path / "logs" / "tf_keras")
+    completed = subprocess.run(
+        [sys.executable, "-m", "tbrewrite", *command[1:]], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == shown
+    loss = {s: m["metrics"][("validation", "epoch_loss")] for s, m in in_process(tmp_path / "logs").sessions.items()}
+    assert {s: round(v, 3) for s, v in loss.items()} == {"keras3": 0.507, "tf_keras": 0.399}

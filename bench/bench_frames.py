@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
     import gen
-    from run import machine
+    from run import engine_version, machine
 
     repeat = args.repeat or (1 if args.quick else 3)
     work = args.work.resolve()
@@ -214,7 +214,7 @@ def main() -> None:
         "",
         "### Machine",
         "",
-        *machine({}),
+        *machine({engine: engine_version(engine) for engine in ("native", "python")}),
         "",
         "Each tool is a subprocess; `imports s` and `read s` are what it measured itself",
         "(`read s`: from its imports done to every DataFrame built), `wall s` the whole process,",

@@ -143,3 +143,24 @@ def test_media_file_names_are_safe_and_never_collide(tmp_path: Path) -> None:
     assert files.write(".", "A/B", 1, 0, "png", b"3") == "images/A/B/1~2.png"  # case-insensitive file systems
     assert files.write("..", "../x y?/5.png", -2, 1, "", b"4") == "images/%2E./%2E./x y%3F/%35.png/-2_1.bin"
     assert (tmp_path / "images/a/b/1.png").read_bytes() == b"1"
+
+
+def test_partition_by_run_writes_datasets_pandas_reads_back(logdir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", str(logdir), str(out), "--kind", "scalars,images", "--partition-by-run"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "scalars.parquet").iterdir()) == ["run=a", "run=s1", "run=s2"]
+    scalars = pd.read_parquet(out / "scalars.parquet")
+    expected = read(logdir).scalars
+    assert scalars.run.astype(str).tolist() == expected.run.tolist()
+    assert scalars.value.tolist() == expected.value.tolist()
+    images = pd.read_parquet(out / "images.parquet")
+    assert [(out / p).read_bytes() for p in images.path] == expected_images(logdir)
+    result = runner.invoke(
+        app, ["export", str(logdir), str(tmp_path / "c"), "--kind", "text", "--partition-by-run", "--format", "csv"]
+    )
+    assert result.exit_code == 1 and "--partition-by-run writes Parquet datasets" in result.stderr
+
+
+def expected_images(logdir: Path) -> list[bytes]:
+    return read(logdir, kinds="images").images.value.tolist()

@@ -36,6 +36,12 @@ def export_command(
     steps: Annotated[
         str | None, typer.Option("--steps", help="Only these steps: START:STOP, START:STOP:STRIDE or one step.")
     ] = None,
+    partition: Annotated[
+        bool,
+        typer.Option(
+            "--partition-by-run", help="With --kind: each table a Parquet dataset partitioned by run (TABLE.parquet/run=RUN/)."
+        ),
+    ] = False,
 ) -> None:
     """Write the log's data as tables: every scalar by default; every kind with --kind all.
 
@@ -50,7 +56,7 @@ def export_command(
         from tbrewrite.frames.filters import parse_steps
 
         window = parse_steps(steps) if steps is not None else None
-        if kind is None and tags is None and window is None:
+        if kind is None and tags is None and window is None and not partition:
             from tbrewrite.commands.export import export
 
             rows, damage = export(path, dst, fmt=fmt, force=force)
@@ -64,7 +70,14 @@ def export_command(
                 from tbrewrite.commands.export_kinds import export_kinds
 
                 summary = export_kinds(
-                    path, dst, kinds=kinds, fmt=fmt or "parquet", force=force, tags=tags, steps=window
+                    path,
+                    dst,
+                    kinds=kinds,
+                    fmt=fmt or "parquet",
+                    force=force,
+                    tags=tags,
+                    steps=window,
+                    partition=partition,
                 )
                 report_damage(summary.damage)
                 print_summary(summary)

@@ -98,6 +98,7 @@ def export_kinds(
     force: bool = False,
     tags: str | None = None,
     steps: slice | range | None = None,
+    partition: bool = False,
 ) -> ExportSummary:
     """Export the ``kinds`` of the log at ``path`` into the folder ``out``.
 
@@ -109,6 +110,8 @@ def export_kinds(
         force: replace ``out`` if it is an earlier export.
         tags: keep only tags this regular expression finds.
         steps: keep only these steps.
+        partition: write each Parquet table as a dataset partitioned by run
+            (``scalars.parquet/run=<run>/part-0.parquet``, the run URL-quoted), for large logdirs.
 
     Returns:
         ExportSummary.
@@ -129,6 +132,8 @@ def export_kinds(
             import pyarrow  # noqa: F401
         except ImportError:
             raise InputError("parquet export needs pyarrow: pip install pyarrow (or use --format csv)") from None
+    if partition and fmt != "parquet":
+        raise InputError("--partition-by-run writes Parquet datasets; drop --format csv")
     path = local_path(path)
     out = local_path(out, "OUT")
     _check_out(out, force)
@@ -138,7 +143,7 @@ def export_kinds(
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     try:
         temp.mkdir(parents=True)
-        summary = _write(path, temp, wanted, fmt, tags, steps)
+        summary = _write(path, temp, wanted, fmt, tags, steps, partition)
         (temp / SUMMARY).write_text(json.dumps(summary.to_json(), indent=1) + "\n")
         _publish(temp, out)
     except BaseException:
@@ -237,19 +242,25 @@ def _publish(temp: Path, out: Path) -> None:
 
 
 class _Tables:
-    """The open table writers of one export, one per table name."""
+    """The open table writers of one export, one per table name (per run, partitioned)."""
 
-    def __init__(self, root: Path, fmt: str) -> None:
+    def __init__(self, root: Path, fmt: str, partition: bool = False) -> None:
         self.root = root
         self.fmt = fmt
+        self.partition = partition
         self.writers: dict[str, Any] = {}
         self.rows: dict[str, int] = {}
+        self.current: dict[str, str] = {}
+        """Table -> the run whose partition file is open (runs arrive in order, never again)."""
 
     def name(self, table: str) -> str:
-        return f"{table}.{self.fmt}"
+        return f"{table}.{self.fmt}" + ("/" if self.partition else "")
 
     def write(self, table: str, batch: Any) -> None:
         """Append the Arrow table/batch (Parquet) or pandas DataFrame (CSV) ``batch``."""
+        if self.partition:
+            self._write_partitioned(table, batch)
+            return
         path = self.root / self.name(table)
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
@@ -268,25 +279,54 @@ class _Tables:
             frame.to_csv(path, mode="w" if first else "a", header=first, index=False)
             self.rows[table] = self.rows.get(table, 0) + len(batch)
 
+    def _write_partitioned(self, table: str, batch: Any) -> None:
+        """Write each run's rows to ``TABLE.parquet/run=<run>/part-0.parquet`` (a Hive-partitioned dataset)."""
+        from urllib.parse import quote
+
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        self.rows[table] = self.rows.get(table, 0) + batch.num_rows
+        folder = self.root / self.name(table)
+        folder.mkdir(exist_ok=True)
+        runs = batch.column("run")
+        data = batch.drop_columns(["run"])
+        for run in pc.unique(runs).to_pylist():
+            if self.current.get(table) != run:
+                old = self.writers.pop(table, None)
+                if old is not None:
+                    old.close()
+                part = folder / f"run={quote(run, safe='')}"
+                part.mkdir()
+                self.writers[table] = pq.ParquetWriter(part / "part-0.parquet", data.schema)
+                self.current[table] = run
+            self.writers[table].write(data.filter(pc.equal(runs, run)))
+
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
 
 
 def _write(
-    path: str | os.PathLike[str], root: Path, kinds: tuple[str, ...], fmt: str, tags: str | None, steps: Any
+    path: str | os.PathLike[str],
+    root: Path,
+    kinds: tuple[str, ...],
+    fmt: str,
+    tags: str | None,
+    steps: Any,
+    partition: bool = False,
 ) -> ExportSummary:
     skipped = {"tensors": TENSORS_REASON}
     skipped.update({k: "not asked for (--kind)" for k in KINDS if k not in kinds and k != "tensors"})
     reading = iter_chunks(path, kinds=kinds, tags=tags, steps=steps, skipped=skipped)
-    tables = _Tables(root, fmt)
+    tables = _Tables(root, fmt, partition)
     media = {kind: _MediaFiles(root, kind) for kind in ("images", "audio")}
     try:
         for chunk in reading:
             _write_chunk(chunk, tables, media, fmt)
         for kind in kinds:  # an empty table for a kind that had no rows
             for table in _table_names(kind):
-                if table not in tables.rows:
+                if table not in tables.rows and not partition:
                     tables.write(table, _empty(table, fmt))
     finally:
         tables.close()

@@ -31,10 +31,10 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from tbrewrite.errors import RuleError
 from tbrewrite.output.files import special_file
+from tbrewrite.storage import local_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,7 +228,7 @@ def load_rules_file(path: str | os.PathLike[str]) -> list[Rule]:
             no rule, or a rule is malformed (``file:line: rule N: ...``, the line of its
             ``[[rule]]``).
     """
-    path = Path(path)
+    path = local_path(path, "--rules")
     kind = special_file(path) if os.path.lexists(path) else None
     if kind is not None:  # reading a pipe or a device could block or never end
         raise RuleError(f"{path}: not a regular file ({kind})")

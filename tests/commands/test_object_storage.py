@@ -245,3 +245,26 @@ def test_a_killed_convert_leaves_nothing_loadable(server: S3Server, bucket: str,
         got = {k[len(base) + 1 :]: fs.cat_file(k) for k in server.fs().find(out)}
         # All or nothing: everything once the journal was written, else nothing.
         assert got == want if journaled or moment == publish.JOURNAL_NAME else got in (want, {})
+
+
+def test_rename_with_a_rules_file_in_memory_storage(tmp_path: Path) -> None:
+    """memory:// (fsspec's in-process store): LOGDIR, --rules and --out all URLs."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"memory://m{uuid.uuid4().hex[:8]}"
+    eventgen.keras_flat(tmp_path)
+    (tmp_path / "rules.toml").write_text('[[rule]]\npattern = "^val_(.*)$"\nreplace = "val/\\\\1"\n')
+    fs.put(str(tmp_path / "keras_flat"), f"{root}/logs", recursive=True)
+    fs.put(str(tmp_path / "rules.toml"), f"{root}/rules.toml")
+    code, out, err = local("rename", f"{root}/logs", "--rules", f"{root}/rules.toml", "--out", f"{root}/out")
+    lcode, lout, _ = local(
+        "rename", str(tmp_path / "keras_flat"), "--rules", str(tmp_path / "rules.toml"), "--out", str(tmp_path / "out")
+    )
+    assert code == lcode == 0, err
+    assert out == lout.replace(str(tmp_path / "out"), f"{root}/out").replace(
+        str(tmp_path / "keras_flat"), f"{root}/logs"
+    )
+    got = {k.rpartition("/")[2]: fs.cat_file(k) for k in fs.find(f"{root}/out")}
+    assert got == {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    fs.rm(root, recursive=True)

@@ -189,22 +189,19 @@ class Session:
             uploads, deletes = self._changes(root, seen)
             if uploads or deletes:
                 plans.append((self.filesystem(root.scheme), root, uploads, deletes))
-        done: list[tuple[Any, str]] = []
         try:
             with concurrent.futures.ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
                 futures = {
-                    pool.submit(_upload, fs, path, publish.temp_key(final)): (fs, final)
+                    pool.submit(_upload, fs, path, publish.temp_key(final)): final
                     for fs, _, uploads, _ in plans
                     for path, final in uploads
                 }
                 for future in concurrent.futures.as_completed(futures):
-                    fs, final = futures[future]
-                    with _naming(final):
+                    with _naming(futures[future]):
                         future.result()
-                    done.append((fs, publish.temp_key(final)))
         except BaseException:
-            for fs, temp in done:
-                publish.abandon(fs, [temp])
+            for fs, _, uploads, _ in plans:  # the pool has finished every upload it started
+                publish.abandon(fs, [publish.temp_key(final) for _, final in uploads])
             raise
         return [
             (fs, publish.Publish(root.url, tuple((publish.temp_key(f), f) for _, f in uploads), tuple(deletes)))

@@ -39,7 +39,8 @@ def export_command(
     partition: Annotated[
         bool,
         typer.Option(
-            "--partition-by-run", help="With --kind: each table a Parquet dataset partitioned by run (TABLE.parquet/run=RUN/)."
+            "--partition-by-run",
+            help="With --kind: each table a Parquet dataset partitioned by run (TABLE.parquet/run=RUN/).",
         ),
     ] = False,
 ) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from support.paths import SCRIPTS
+from support.paths import CORPUS, SCRIPTS, needs_corpus
 from support.training import run_training, train_env
 from tbrewrite import read
 
@@ -143,13 +143,13 @@ def check_tensor(k: tuple, tb_value: Any, kind: str, ours: Any) -> None:
             assert ours.value == tb_value or same_number(ours.value, tb_value), k
 
 
-def compare(logdir: Path) -> dict[str, int]:
+def compare(logdir: Path, damaged: bool = False) -> dict[str, int]:
     """Assert tbparse's tables and ours hold the same values; return tbparse's row counts."""
     import tensorflow as tf
 
     theirs = tbparse_tables(logdir)
     frames = read(logdir)
-    assert not frames.damage
+    assert bool(frames.damage) == damaged
     found = ours_by_key(frames)
     counts = {kind: len(table) for kind, table in theirs.items()}
     for row in theirs["scalars"].itertuples(index=False):
@@ -299,3 +299,21 @@ def test_filters_are_applied_while_reading(logs: dict[str, Path], engine: str, m
     assert sorted(set(strided.histograms.step)) == [0, 2]
     asked = {x.what: x.reason for x in some.left_out}
     assert asked["audio"] == "not asked for" and asked["tensors"] == "not asked for"
+
+
+CORPUS_LOGS = [
+    "2231-Project",
+    "Callbacks-in-Keras",
+    "OCTTextureDetector",
+    "TensorBoard-Tutorial",
+    "eyenet",
+    "tensorboard-reducer",
+]
+CORPUS_DAMAGED = {"Callbacks-in-Keras", "eyenet"}
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", CORPUS_LOGS)
+def test_real_logs_of_the_corpus(name: str) -> None:
+    """Real logs (Keras 2 on TF1, tf.keras, Keras 3 with hparams, damaged files): everything before the damage."""
+    compare(CORPUS / name, damaged=name in CORPUS_DAMAGED)

@@ -31,14 +31,22 @@ def map_on_cluster(
     tasks: Sequence[T],
     address: str,
     done: Callable[[int, R], None] | None = None,
+    *,
+    abort: str | None = None,
 ) -> list[R]:
     """Run ``fn`` over ``tasks`` on the Dask scheduler at ``address``; results in task order.
+
+    Dask cannot stop a task that is running: after a failure the others are cancelled,
+    but those already running go on. So, before cancelling, the ``distributed.Event``
+    named ``abort`` is set; a task asks :func:`aborted` before it makes anything others
+    would see, and undoes its work if it was.
 
     Args:
         fn: picklable callable, one task in, one result out.
         tasks: picklable tasks; each one Dask task (``pure=False``: run even if equal).
         address: str. The scheduler, e.g. ``tcp://10.0.0.5:8786``.
         done: optional callback ``(index, result)``, in completion order.
+        abort: str or None. The name of the Event set when the map fails.
 
     Returns:
         list of results, in task order.
@@ -67,6 +75,17 @@ def map_on_cluster(
                 if done is not None:
                     done(i, results[i])
         except BaseException:
+            if abort is not None:
+                from distributed import Event
+
+                Event(abort, client=client).set()
             client.cancel(futures)
             raise
     return results
+
+
+def aborted(name: str) -> bool:
+    """In a task of :func:`map_on_cluster`: return whether its map failed (``abort`` was set)."""
+    from distributed import Event
+
+    return bool(Event(name).is_set())

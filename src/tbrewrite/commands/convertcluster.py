@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tbrewrite.cluster import map_on_cluster
+from tbrewrite.cluster import aborted, map_on_cluster
 from tbrewrite.commands.convert import ConvertReport, RunReport, convert
 from tbrewrite.errors import InputError, OutputError, UsageError
 from tbrewrite.producers.keras import TagMapping, discover_runs
@@ -46,6 +47,7 @@ class RunTask:
     restarts: str
     resync: bool
     force: bool
+    abort: str
 
 
 @dataclass
@@ -107,6 +109,7 @@ def convert_on_cluster(
     rels = _runs(fs, src_url, session.stage / "skeleton", mapping)
     if not rels:
         raise InputError(f"{src_url}: no event files found (names containing 'tfevents')")
+    abort = f"tbrewrite-abort-{uuid.uuid4().hex}"
     tasks = [
         RunTask(
             rel,
@@ -118,22 +121,24 @@ def convert_on_cluster(
             restarts,
             resync,
             force,
+            abort,
         )
         for rel in rels
     ]
-    finished: list[RunDone] = []
 
     def done(_: int, result: RunDone) -> None:
-        finished.append(result)
         if on_run is not None:
             for report in result.reports:
                 on_run(report)
 
     try:
-        results = map_on_cluster(convert_run, tasks, scheduler, done)
+        results = map_on_cluster(convert_run, tasks, scheduler, done, abort=abort)
     except BaseException:
-        for result in finished:
-            publish.abandon(out_fs, [t for p in result.publishes for t, _ in p.moves])
+        # Every upload finished before the abort is listed now; a task still running
+        # sees the abort after its upload and deletes its own (convert_run).
+        out_fs.invalidate_cache()
+        left = out_fs.find(out_url) if out_fs.exists(out_url) else []
+        publish.abandon(out_fs, [k for k in left if k.rpartition("/")[2].startswith(publish.UPLOAD_PREFIX)])
         raise
     moves = tuple(m for r in results for p in r.publishes for m in p.moves)
     deletes = tuple(d for r in results for p in r.publishes for d in p.deletes)
@@ -176,7 +181,12 @@ def convert_run(task: RunTask) -> RunDone:
                 force=task.force,
                 resync=task.resync,
             )
-            publishes = [p for _, p in current.prepare()]
+            prepared = current.prepare()
+            publishes = [p for _, p in prepared]
+            if aborted(task.abort):  # another run failed: the client publishes nothing
+                for fs, plan in prepared:
+                    publish.abandon(fs, [t for t, _ in plan.moves])
+                publishes = []
     finally:
         for url in (task.src, task.out):
             shutil.rmtree(current.local_of(url), ignore_errors=True)

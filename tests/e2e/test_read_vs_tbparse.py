@@ -244,6 +244,8 @@ def test_tensorboardx(logs: dict[str, Path]) -> None:
     compare(logs["tensorboardX"])
     frames = read(logs["tensorboardX"])
     assert set(frames.tensors.plugin) == {"pr_curves"}
+    if importlib.util.find_spec("soundfile") is not None:  # tensorboardX encodes audio with it
+        assert len(frames.audio) == 3 and set(frames.audio.sample_rate) == {8000.0}
     assert frames.hparams.run.tolist() == ["tensorboardX/hp"]
     assert frames.hparams["hparam/acc"].tolist() == [pytest.approx(0.9)]
     reasons = {(x.what, x.reason) for x in frames.left_out}

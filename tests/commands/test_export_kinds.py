@@ -164,3 +164,22 @@ def test_partition_by_run_writes_datasets_pandas_reads_back(logdir: Path, tmp_pa
 
 def expected_images(logdir: Path) -> list[bytes]:
     return read(logdir, kinds="images").images.value.tolist()
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
+    from support.events import T0, file_version, summary, write
+    from support.every_kind import strings, value
+
+    write(
+        tmp_path / "logs" / "events.out.tfevents.1.h",
+        [file_version(), summary(T0, 0, value("=t", "text", strings(b"=1+1", dims=(1,))))],
+    )
+    out = tmp_path / "out"
+    assert (
+        runner.invoke(app, ["export", str(tmp_path / "logs"), str(out), "--kind", "text", "--format", "csv"]).exit_code
+        == 0
+    )
+    assert pd.read_csv(out / "text.csv")[["tag", "value"]].values.tolist() == [["'=t", "'=1+1"]]
+    parquet = tmp_path / "p"
+    assert runner.invoke(app, ["export", str(tmp_path / "logs"), str(parquet), "--kind", "text"]).exit_code == 0
+    assert pd.read_parquet(parquet / "text.parquet").value.tolist() == ["=1+1"]

@@ -272,10 +272,8 @@ class _Tables:
                 writer.write(batch)
             self.rows[table] = self.rows.get(table, 0) + batch.num_rows
         else:
-            from tbrewrite.commands.export import _neutralize_formulas
-
             first = table not in self.rows
-            frame = _neutralize_formulas(batch) if {"run", "tag"} <= set(batch.columns) else batch
+            frame = _csv_safe(batch)
             frame.to_csv(path, mode="w" if first else "a", header=first, index=False)
             self.rows[table] = self.rows.get(table, 0) + len(batch)
 
@@ -305,6 +303,26 @@ class _Tables:
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+def _csv_safe(frame: Any) -> Any:
+    """Quote every text cell a spreadsheet would run as a formula (``export``'s rule, for every text column).
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading
+    ``'`` (OWASP's CSV-injection advice): runs, tags, text, hparams values; Parquet keeps
+    the exact text.
+    """
+    from tbrewrite.commands.export import _FORMULA_START
+
+    risky = re.compile(_FORMULA_START)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind not in "OSUT" and str(values.dtype) not in ("str", "string"):
+            continue
+        if any(isinstance(v, str) and risky.match(v) for v in values):
+            quoted = [f"'{v}" if isinstance(v, str) and risky.match(v) else v for v in values]
+            frame = frame.assign(**{column: quoted})
+    return frame
 
 
 def _write(

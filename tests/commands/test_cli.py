@@ -126,7 +126,19 @@ def test_paths_with_spaces_and_unicode(tmp_path: Path) -> None:
     assert len(event_files(out)) == 1
 
 
-COMMANDS = ("convert", "inspect", "rename", "merge", "export", "plot", "crop", "concat", "overlay", "compact", "hparams")
+COMMANDS = (
+    "convert",
+    "inspect",
+    "rename",
+    "merge",
+    "export",
+    "plot",
+    "crop",
+    "concat",
+    "overlay",
+    "compact",
+    "hparams",
+)
 
 
 def test_every_command_has_help_and_a_readme_section() -> None:

@@ -468,8 +468,9 @@ fn encode_record<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
 }
 
 /// The Python side of a rewrite pass: an object with `slow(source, data, offset,
-/// extras_done) -> (bytes | None, list[(bytes, bytes | None)], fd: int)` (fd -1: the
-/// output is not opened by this call) and `next_extra() -> (float, bytes) | None`.
+/// extras_done, counted) -> (bytes | None, fast, per_value, ordinals, fd: int)` as
+/// [`SlowReply`] (fd -1: the output is not opened by this call) and `next_extra() ->
+/// (float, bytes) | None`.
 struct PyHost {
     host: PyObject,
 }
@@ -488,21 +489,42 @@ impl pass::Host for PyHost {
         })
     }
 
-    fn slow(&mut self, source: usize, data: &[u8], offset: u64, extras_done: u64) -> PyResult<pass::Slow> {
+    fn slow(&mut self, source: usize, data: &[u8], offset: u64, extras_done: u64, counted: Vec<(Vec<u8>, u64)>) -> PyResult<pass::Slow> {
         Python::with_gil(|py| {
-            let reply = self.host.call_method1(py, "slow", (source, PyBytes::new(py, data), offset, extras_done))?;
-            let (out, fast, fd): SlowReply<'_> = reply.extract(py)?;
+            let counted: Vec<(Bound<'_, PyBytes>, u64)> = counted.into_iter().map(|(t, n)| (PyBytes::new(py, &t), n)).collect();
+            let reply = self.host.call_method1(py, "slow", (source, PyBytes::new(py, data), offset, extras_done, counted))?;
+            let (out, fast, per_value, ordinals, fd): SlowReply<'_> = reply.extract(py)?;
+            let bytes = |b: Bound<'_, PyBytes>| b.as_bytes().to_vec();
             Ok(pass::Slow {
-                data: out.map(|b| b.as_bytes().to_vec()),
-                fast: fast.into_iter().map(|(t, n)| (t.as_bytes().to_vec(), n.map(|n| n.as_bytes().to_vec()))).collect(),
+                data: out.map(bytes),
+                fast: fast.into_iter().map(|(t, n)| (bytes(t), n.map(bytes))).collect(),
+                per_value: per_value
+                    .into_iter()
+                    .map(|(t, n, (next, keep, step_lo, step_hi, wall_lo, wall_hi))| {
+                        let spec = pass::PerValue { next, keep, steps: (step_lo, step_hi), wall_times: (wall_lo, wall_hi) };
+                        (bytes(t), n.map(bytes), spec)
+                    })
+                    .collect(),
+                ordinals: ordinals.into_iter().map(|(t, next)| (bytes(t), next)).collect(),
                 fd: if fd >= 0 { Some(fd as i32) } else { None },
             })
         })
     }
 }
 
-/// What `host.slow` returns: the record to write, fast-path tags, the output's fd or -1.
-type SlowReply<'py> = (Option<Bound<'py, PyBytes>>, Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>, i64);
+/// A per-value rule as the host gives it: `(next, keep, step_start, step_stop,
+/// wall_time_start, wall_time_stop)` ([`pass::PerValue`]).
+type PerValueSpec = (u64, Option<Vec<u64>>, Option<i64>, Option<i64>, Option<f64>, Option<f64>);
+
+/// What `host.slow` returns: the record to write, fast-path tags, per-value tags with
+/// their rules, ordinals of per-value tags counted by the host, the output's fd or -1.
+type SlowReply<'py> = (
+    Option<Bound<'py, PyBytes>>,
+    Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>,
+    Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, PerValueSpec)>,
+    Vec<(Bound<'py, PyBytes>, u64)>,
+    i64,
+);
 
 type FileSpec = (PathBuf, u64, bool, bool, Vec<(u64, u64, u64)>);
 
@@ -513,7 +535,7 @@ type FileSpec = (PathBuf, u64, bool, bool, Vec<(u64, u64, u64)>);
 /// whether `host.next_extra` has events; `fd` the open output's descriptor or None;
 /// `out_path` names the output in errors. Returns `files` (one `(source, file, changed,
 /// verified, damage, last_checkpoint, file_size, events)` per file, in the order they
-/// ended), `renamed`, `records`, `bytes`. Raises OSError (filename set), what `host`
+/// ended), `renamed`, `thinned`, `cropped`, `records`, `bytes`. Raises OSError (filename set), what `host`
 /// raises, NativeError on an internal failure.
 #[pyfunction(name = "rewrite")]
 fn rewrite_file<'py>(
@@ -562,6 +584,8 @@ fn rewrite_file<'py>(
     }
     d.set_item("files", files)?;
     d.set_item("renamed", outcome.renamed)?;
+    d.set_item("thinned", outcome.thinned)?;
+    d.set_item("cropped", outcome.cropped)?;
     d.set_item("records", outcome.records)?;
     d.set_item("bytes", outcome.bytes)?;
     Ok(d)

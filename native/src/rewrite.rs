@@ -13,6 +13,13 @@
 //! `--restarts keep-last`, sidecar replacements; non-summary events) goes to the
 //! [`Host`], which is Python's own code for it, and which says which tags are on the fast
 //! path from then on: one engine, two loops, the same decisions.
+//!
+//! A tag whose values are decided one by one (`compact`'s kept ordinals, `crop`'s window:
+//! Python `TagAction.keep` and `.window`) can be on the fast path too, with its rule
+//! ([`PerValue`]): its one-value records are then kept, thinned or cropped here. Python
+//! counts the tag's ordinals as well (for records that still reach it), so the two
+//! counters are kept equal: the host is told what was counted here before each call
+//! ([`Host::slow`]'s `counted`), and says what it counted ([`Slow::ordinals`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -62,6 +69,70 @@ pub struct FileOutcome {
     pub events: u64,
 }
 
+/// How the values of a per-value tag on the fast path are decided (Python
+/// `TagAction.keep` and `TagAction.window`, in the order `_Pass.slow` applies them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerValue {
+    /// The ordinal the tag's next value in this source has.
+    pub next: u64,
+    /// The ordinals kept, ascending (those below `next` may be left out); None keeps all.
+    pub keep: Option<Vec<u64>>,
+    /// Steps kept: `start <= step < stop`, None unbounded.
+    pub steps: (Option<i64>, Option<i64>),
+    /// Wall times kept: `start <= wall_time < stop`, None unbounded (NaN only if both are).
+    pub wall_times: (Option<f64>, Option<f64>),
+}
+
+/// What became of a per-value tag's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    Thinned,
+    Cropped,
+}
+
+/// A [`PerValue`] rule in use: where its `keep` list has been read to, and the values
+/// counted since the host last heard of them.
+#[derive(Debug)]
+struct Rule {
+    spec: PerValue,
+    cursor: usize,
+    counted: u64,
+}
+
+impl Rule {
+    /// The fate of the tag's next value (at `step`, `wall_time`), counting it.
+    fn decide(&mut self, step: i64, wall_time: f64) -> Fate {
+        if let Some(keep) = &self.spec.keep {
+            let ordinal = self.spec.next;
+            self.spec.next += 1;
+            self.counted += 1;
+            while self.cursor < keep.len() && keep[self.cursor] < ordinal {
+                self.cursor += 1;
+            }
+            if keep.get(self.cursor) != Some(&ordinal) {
+                return Fate::Thinned;
+            }
+        }
+        let (lo, hi) = self.spec.steps;
+        if lo.is_some_and(|lo| step < lo) || hi.is_some_and(|hi| step >= hi) {
+            return Fate::Cropped;
+        }
+        let (start, stop) = self.spec.wall_times;
+        if start.is_some_and(|s| !(wall_time >= s)) || stop.is_some_and(|s| !(wall_time < s)) {
+            return Fate::Cropped;
+        }
+        Fate::Kept
+    }
+}
+
+/// A tag on the fast path: its new name (None: unchanged) and its per-value rule, if any.
+#[derive(Debug)]
+struct FastTag {
+    new: Option<Vec<u8>>,
+    rule: Option<Rule>,
+}
+
 /// What the host did with a record off the fast path.
 #[derive(Debug, Default)]
 pub struct Slow {
@@ -69,6 +140,11 @@ pub struct Slow {
     pub data: Option<Vec<u8>>,
     /// Source tags whose later one-value records are passed through (None) or retagged.
     pub fast: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Per-value tags put on the fast path: tag, new tag (None: unchanged), rule.
+    pub per_value: Vec<(Vec<u8>, Option<Vec<u8>>, PerValue)>,
+    /// Per-value tags of this source already on the fast path whose values the host
+    /// counted: tag, the ordinal of its next value.
+    pub ordinals: Vec<(Vec<u8>, u64)>,
     /// The output's descriptor, if the host opened the output for this record.
     pub fd: Option<RawFd>,
 }
@@ -78,8 +154,17 @@ pub trait Host {
     type Error;
     /// The next extra event `(wall_time, serialized Event)`, in the plan's order.
     fn next_extra(&mut self) -> Result<Option<(f64, Vec<u8>)>, Self::Error>;
-    /// Decide a record off the fast path. `extras_done` extra events were written before it.
-    fn slow(&mut self, source: usize, data: &[u8], offset: u64, extras_done: u64) -> Result<Slow, Self::Error>;
+    /// Decide a record off the fast path. `extras_done` extra events were written before it;
+    /// `counted` are this source's per-value tags whose values were counted on the fast
+    /// path since the last call, with how many.
+    fn slow(
+        &mut self,
+        source: usize,
+        data: &[u8],
+        offset: u64,
+        extras_done: u64,
+        counted: Vec<(Vec<u8>, u64)>,
+    ) -> Result<Slow, Self::Error>;
 }
 
 /// Why a pass failed.
@@ -97,6 +182,10 @@ pub struct Outcome {
     pub files: Vec<FileOutcome>,
     /// Values retagged on the fast path.
     pub renamed: u64,
+    /// Values of per-value tags left out on the fast path: not a kept ordinal.
+    pub thinned: u64,
+    /// Values of per-value tags left out on the fast path: outside the window.
+    pub cropped: u64,
     /// Records written (by this pass: not the header the host wrote when opening).
     pub records: u64,
     /// Bytes written, frames included.
@@ -163,8 +252,10 @@ struct Stream {
     offset: u64,
     peek: Option<Peek>,
     wall_time: f64,
-    /// Tag bytes -> new tag (None: unchanged) for one-value records on the fast path.
-    fast: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Tag bytes -> what one-value records of the tag on the fast path become.
+    fast: HashMap<Vec<u8>, FastTag>,
+    /// Per-value tags whose `counted` is not zero.
+    counted: Vec<Vec<u8>>,
 }
 
 impl Stream {
@@ -179,6 +270,7 @@ impl Stream {
             peek: None,
             wall_time: 0.0,
             fast: HashMap::new(),
+            counted: Vec::new(),
         }
     }
 
@@ -186,7 +278,9 @@ impl Stream {
     fn advance<E>(&mut self, source: usize, out: &mut Outcome) -> Result<bool, Error<E>> {
         loop {
             if self.reader.is_none() {
-                let Some(plan) = self.files.get(self.file) else { return Ok(false) };
+                let Some(plan) = self.files.get(self.file) else {
+                    return Ok(false);
+                };
                 let src = tf_record::open(&plan.path, Some(plan.limit)).map_err(|e| Error::Io(e, Some(plan.path.clone())))?;
                 let reader = RecordReader::new(src, plan.resync);
                 self.reader = Some(Reader { reader, resync: plan.resync, check: plan.check, invalid: Vec::new(), skipped: 0 });
@@ -212,6 +306,33 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// The per-value tags counted on the fast path since the last call, with how many; resets them.
+    fn take_counted(&mut self) -> Vec<(Vec<u8>, u64)> {
+        let mut taken = Vec::with_capacity(self.counted.len());
+        for tag in self.counted.drain(..) {
+            if let Some(rule) = self.fast.get_mut(&tag).and_then(|f| f.rule.as_mut()) {
+                taken.push((tag, std::mem::take(&mut rule.counted)));
+            }
+        }
+        taken
+    }
+
+    /// Take the host's word on the fast path: new fast tags, per-value rules, ordinals.
+    fn apply(&mut self, slow: Slow) -> Option<Vec<u8>> {
+        for (tag, new) in slow.fast {
+            self.fast.insert(tag, FastTag { new, rule: None });
+        }
+        for (tag, new, spec) in slow.per_value {
+            self.fast.insert(tag, FastTag { new, rule: Some(Rule { spec, cursor: 0, counted: 0 }) });
+        }
+        for (tag, next) in slow.ordinals {
+            if let Some(rule) = self.fast.get_mut(&tag).and_then(|f| f.rule.as_mut()) {
+                rule.spec.next = next;
+            }
+        }
+        slow.data
     }
 
     /// After the head was used: compare the next periodic checkpoint, if one was taken,
@@ -377,30 +498,42 @@ pub fn rewrite<H: Host>(sources: Vec<Vec<FilePlan>>, extras: bool, fd: Option<Ra
             let stream = &mut streams[s];
             let mut done = false;
             if let (Some(p), Some(_)) = (&stream.peek, &output.file) {
-                let data = &stream.data;
-                match stream.fast.get(&data[p.tag.0..p.tag.1]) {
-                    Some(None) => {
-                        output.write(data).map_err(|e| Error::Io(e, None))?;
+                let Stream { data, fast, counted, .. } = stream;
+                let tag = &data[p.tag.0..p.tag.1];
+                if let Some(f) = fast.get_mut(tag) {
+                    // A retag splices the tag's first occurrence: the rest must not hold it.
+                    if f.new.is_none() || memmem::find(&data[p.rest_at..], tag).is_none() {
+                        let fate = match &mut f.rule {
+                            None => Fate::Kept,
+                            Some(rule) => {
+                                let fate = rule.decide(p.step, p.wall_time);
+                                if rule.counted == 1 {
+                                    counted.push(tag.to_vec());
+                                }
+                                fate
+                            }
+                        };
+                        match (fate, &f.new) {
+                            (Fate::Kept, None) => output.write(data).map_err(|e| Error::Io(e, None))?,
+                            (Fate::Kept, Some(new)) => {
+                                output.write(&wire::retag(data, p, new)).map_err(|e| Error::Io(e, None))?;
+                                out.renamed += 1;
+                            }
+                            (Fate::Thinned, _) => out.thinned += 1,
+                            (Fate::Cropped, _) => out.cropped += 1,
+                        }
                         done = true;
                     }
-                    Some(Some(new)) if memmem::find(&data[p.rest_at..], &data[p.tag.0..p.tag.1]).is_none() => {
-                        output.write(&wire::retag(data, p, new)).map_err(|e| Error::Io(e, None))?;
-                        out.renamed += 1;
-                        done = true;
-                    }
-                    _ => {}
                 }
             }
             if !done {
-                let slow = host.slow(s, &stream.data, stream.offset, extras_done).map_err(Error::Host)?;
+                let counted = stream.take_counted();
+                let slow = host.slow(s, &stream.data, stream.offset, extras_done, counted).map_err(Error::Host)?;
                 if let Some(fd) = slow.fd {
                     output.flush().map_err(|e| Error::Io(e, None))?;
                     output.set_fd(fd);
                 }
-                for (tag, new) in slow.fast {
-                    stream.fast.insert(tag, new);
-                }
-                if let Some(data) = slow.data {
+                if let Some(data) = stream.apply(slow) {
                     output.write(&data).map_err(|e| Error::Io(e, None))?;
                 }
             }
@@ -450,9 +583,12 @@ mod tests {
     }
 
     /// Sends every record to `slow` and writes it as is; marks tags as `fast` wants.
+    #[derive(Default)]
     struct Recorder {
         seen: Vec<(usize, f64, u8)>,
         fast: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        per_value: Vec<(Vec<u8>, Option<Vec<u8>>, PerValue)>,
+        counted: Vec<(Vec<u8>, u64)>,
         fd: Option<RawFd>,
     }
 
@@ -461,10 +597,17 @@ mod tests {
         fn next_extra(&mut self) -> Result<Option<(f64, Vec<u8>)>, ()> {
             Ok(None)
         }
-        fn slow(&mut self, source: usize, data: &[u8], _offset: u64, _extras: u64) -> Result<Slow, ()> {
+        fn slow(&mut self, source: usize, data: &[u8], _offset: u64, _extras: u64, counted: Vec<(Vec<u8>, u64)>) -> Result<Slow, ()> {
             let p = wire::peek(data).unwrap();
             self.seen.push((source, p.wall_time, p.step as u8));
-            Ok(Slow { data: Some(data.to_vec()), fast: std::mem::take(&mut self.fast), fd: self.fd.take() })
+            self.counted.extend(counted);
+            Ok(Slow {
+                data: Some(data.to_vec()),
+                fast: std::mem::take(&mut self.fast),
+                per_value: std::mem::take(&mut self.per_value),
+                fd: self.fd.take(),
+                ..Slow::default()
+            })
         }
     }
 
@@ -487,7 +630,7 @@ mod tests {
         let b = write_file(&dir, "b", &[scalar(2.0, 1, b"b"), scalar(0.5, 2, b"b"), scalar(-0.0, 3, b"b")]);
         let c = write_file(&dir, "c", &[scalar(0.0, 1, b"c"), scalar(nan, 2, b"c"), scalar(1.0, 3, b"c")]);
         let out = std::fs::File::create(dir.join("out")).unwrap();
-        let mut host = Recorder { seen: Vec::new(), fast: Vec::new(), fd: None };
+        let mut host = Recorder::default();
         use std::os::fd::AsRawFd;
         rewrite(vec![vec![a], vec![b], vec![c]], false, Some(out.as_raw_fd()), &mut host).unwrap();
         let order: Vec<(usize, u8)> = host.seen.iter().map(|&(s, _, step)| (s, step)).collect();
@@ -504,7 +647,7 @@ mod tests {
         let f = write_file(&dir, "in", &records);
         let out = std::fs::File::create(dir.join("out")).unwrap();
         use std::os::fd::AsRawFd;
-        let mut host = Recorder { seen: Vec::new(), fast: vec![(b"loss".to_vec(), Some(b"train/loss".to_vec()))], fd: None };
+        let mut host = Recorder { fast: vec![(b"loss".to_vec(), Some(b"train/loss".to_vec()))], ..Recorder::default() };
         let done = rewrite(vec![vec![f]], false, Some(out.as_raw_fd()), &mut host).unwrap();
         assert_eq!(host.seen.len(), 1);
         assert_eq!((done.renamed, done.records), (2, 3));
@@ -526,6 +669,31 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A per-value tag on the fast path is thinned by ordinal, then cropped by step and
+    /// wall_time, as `_Pass.slow` does; the next call to the host hears what was counted.
+    #[test]
+    fn per_value_tags_are_thinned_and_cropped() {
+        let dir = tempdir("per-value");
+        let mut records: Vec<Vec<u8>> = (0..10).map(|i| scalar(i as f64, i, b"x")).collect();
+        records.push(scalar(10.0, 10, b"y"));
+        let f = write_file(&dir, "in", &records);
+        let out = std::fs::File::create(dir.join("out")).unwrap();
+        use std::os::fd::AsRawFd;
+        let rule = PerValue { next: 1, keep: Some(vec![0, 3, 4, 8]), steps: (None, Some(8)), wall_times: (Some(1.0), None) };
+        let mut host = Recorder { per_value: vec![(b"x".to_vec(), None, rule)], ..Recorder::default() };
+        let done = rewrite(vec![vec![f]], false, Some(out.as_raw_fd()), &mut host).unwrap();
+        let seen: Vec<u8> = host.seen.iter().map(|&(_, _, step)| step).collect();
+        assert_eq!(seen, vec![0, 10]);
+        assert_eq!((done.thinned, done.cropped, done.records), (6, 1, 4));
+        assert_eq!(host.counted, vec![(b"x".to_vec(), 9)]);
+        let mut expect = Vec::new();
+        for i in [0, 3, 4, 10] {
+            encode_record(&records[i], &mut expect);
+        }
+        assert_eq!(std::fs::read(dir.join("out")).unwrap(), expect);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A periodic checkpoint that differs from the first pass's ends the file there.
     #[test]
     fn a_differing_checkpoint_stops_the_file() {
@@ -536,7 +704,7 @@ mod tests {
         f.expected = vec![Checkpoint { records: tf_record::CHECKPOINT_RECORDS, end: 1, digest: 2 }];
         let out = std::fs::File::create(dir.join("out")).unwrap();
         use std::os::fd::AsRawFd;
-        let mut host = Recorder { seen: Vec::new(), fast: vec![(b"x".to_vec(), None)], fd: None };
+        let mut host = Recorder { fast: vec![(b"x".to_vec(), None)], ..Recorder::default() };
         let done = rewrite(vec![vec![f]], false, Some(out.as_raw_fd()), &mut host).unwrap();
         assert_eq!(done.files[0].end, FileEnd::Changed { verified: 0 });
         assert_eq!(done.files[0].events, tf_record::CHECKPOINT_RECORDS);

@@ -21,7 +21,7 @@ impl Host for Keep {
     fn next_extra(&mut self) -> Result<Option<(f64, Vec<u8>)>, ()> {
         Ok(None)
     }
-    fn slow(&mut self, _source: usize, data: &[u8], _offset: u64, _extras: u64) -> Result<Slow, ()> {
+    fn slow(&mut self, _source: usize, data: &[u8], _offset: u64, _extras: u64, _counted: Vec<(Vec<u8>, u64)>) -> Result<Slow, ()> {
         self.slow += 1;
         let fast = match peek(data) {
             Some(p) => {
@@ -32,7 +32,7 @@ impl Host for Keep {
             None => Vec::new(),
         };
         let fd: Option<RawFd> = None;
-        Ok(Slow { data: Some(data.to_vec()), fast, fd })
+        Ok(Slow { data: Some(data.to_vec()), fast, fd, ..Slow::default() })
     }
 }
 

@@ -39,6 +39,9 @@ from tbrewrite.output.transaction import Transaction
 _SLOW = b"\x00slow"  # not a tag: fast-path lookups that miss
 _Item = tuple[float, int, int, "Record | None", "event_pb2.Event | None"]
 _Fast = list[tuple[bytes, bytes | None]]
+_PerValueSpec = tuple[int, "list[int] | None", "int | None", "int | None", "float | None", "float | None"]
+_PerValue = list[tuple[bytes, bytes | None, _PerValueSpec]]
+_Ordinals = list[tuple[bytes, int]]
 _NativeDamage = list[tuple[str, int, int, str, int | None]]
 
 
@@ -99,8 +102,8 @@ def rewrite(plan: OutputPlan, outputs: Transaction) -> OutputResult:
     Raises:
         OSError: reading or writing failed (``outputs`` removes partial output).
     """
-    state = _Pass(plan, outputs)
     native = select.native()
+    state = _Pass(plan, outputs, per_value_fast=native is not None)
     try:
         if native is not None:
             _run_native(native, state)
@@ -125,10 +128,13 @@ class _Pass:
     Records on the fast path (a tag passed through, or only renamed, in a one-value
     record of the common shape) are handled by the loops themselves from :attr:`fast`;
     every other record goes through :meth:`slow`, which also says which tags are on the
-    fast path from then on.
+    fast path from then on. With ``per_value_fast`` (the native loop), tags thinned by
+    ordinal or cropped by a window go on the fast path too, with their rule
+    (:attr:`new_per_value`); the loop counts their ordinals and says so
+    (:meth:`counted`), and :attr:`new_ordinals` tells it what :meth:`slow` counted.
     """
 
-    def __init__(self, plan: OutputPlan, outputs: Transaction) -> None:
+    def __init__(self, plan: OutputPlan, outputs: Transaction, *, per_value_fast: bool = False) -> None:
         self.plan = plan
         self.outputs = outputs
         self.result = OutputResult()
@@ -148,6 +154,19 @@ class _Pass:
         self.new_fast: list[tuple[bytes, bytes | None]] = []
         # Per source, tag -> values of it seen so far, for tags thinned by ordinal.
         self.ordinals: list[dict[str, int]] = [{} for _ in plan.sources]
+        # Per-value tags on the native fast path, per source (tag -> its bytes), and what
+        # goes back to the loop at the end of this call.
+        self.per_value_fast = per_value_fast
+        self.per_value: list[dict[str, bytes]] = [{} for _ in plan.sources]
+        self.new_per_value: _PerValue = []
+        self.new_ordinals: _Ordinals = []
+
+    def counted(self, i: int, counted: _Ordinals) -> None:
+        """Add the ordinals the native loop counted for source ``i``'s per-value tags."""
+        counts = self.ordinals[i]
+        for key, n in counted:
+            tag = key.decode()
+            counts[tag] = counts.get(tag, 0) + n
 
     def extra(self, event: event_pb2.Event) -> None:
         """Note that an extra point (tags final, metadata attached) was written."""
@@ -202,6 +221,8 @@ class _Pass:
                 ordinal = counts.get(tag, 0)
                 counts[tag] = ordinal + 1
                 thinned = ordinal not in action.keep
+                if tag in self.per_value[i]:
+                    self.new_ordinals.append((self.per_value[i][tag], ordinal + 1))
             step = event.step + shift
             if tag in keepers and not keepers[tag].keep(step):
                 drop.append(k)
@@ -244,10 +265,13 @@ class _Pass:
                 done.add(tag)
             if edit is not None and value.HasField("metadata") and edit(value.metadata):
                 changed = True
-            if tag not in keepers and out not in replaced and edit is None and not action.per_value:
-                key, new = tag.encode(), None if out == tag else out.encode()
-                self.fast[i][key] = new
-                self.new_fast.append((key, new))
+            if tag not in keepers and out not in replaced and edit is None:
+                if not action.per_value:
+                    key, new = tag.encode(), None if out == tag else out.encode()
+                    self.fast[i][key] = new
+                    self.new_fast.append((key, new))
+                elif self.per_value_fast and action.step_offset == 0 and tag not in self.per_value[i]:
+                    self._per_value(i, tag, out, action)
         if shift:
             event.step += shift
             changed = True
@@ -263,6 +287,19 @@ class _Pass:
             serialized: bytes = event.SerializeToString()
             return serialized
         return raw
+
+    def _per_value(self, i: int, tag: str, out: str, action: TagAction) -> None:
+        """Put source ``i``'s per-value ``tag`` on the native fast path with its rule."""
+        key = tag.encode()
+        self.per_value[i][tag] = key
+        keep = None
+        if action.keep is not None:
+            following = self.ordinals[i].get(tag, 0)
+            keep = sorted(o for o in action.keep if o >= following)
+        window = action.window
+        steps, wall_times = (window.steps, window.wall_times) if window is not None else ((None, None), (None, None))
+        spec = (self.ordinals[i].get(tag, 0), keep, *steps, *wall_times)
+        self.new_per_value.append((key, None if out == tag else out.encode(), spec))
 
 
 def _run_python(state: _Pass) -> None:
@@ -329,17 +366,23 @@ class _NativeHost:
             self.pending.append((self.fetched, event))
         return event.wall_time, event.SerializeToString()
 
-    def slow(self, i: int, data: bytes, offset: int, extras_done: int) -> tuple[bytes | None, _Fast, int]:
+    def slow(
+        self, i: int, data: bytes, offset: int, extras_done: int, counted: _Ordinals
+    ) -> tuple[bytes | None, _Fast, _PerValue, _Ordinals, int]:
         state = self.state
         while self.pending and self.pending[0][0] <= extras_done:
             state.extra(self.pending.popleft()[1])
+        if counted:
+            state.counted(i, counted)
         had_writer = state.writer is not None
         out = state.slow(i, Record(data, offset, None, None))
         fd = -1
         if not had_writer and state.writer is not None:
             fd = state.writer.native_fd()
         fast, state.new_fast = state.new_fast, []
-        return out, fast, fd
+        per_value, state.new_per_value = state.new_per_value, []
+        ordinals, state.new_ordinals = state.new_ordinals, []
+        return out, fast, per_value, ordinals, fd
 
 
 def _run_native(native: ModuleType, state: _Pass) -> None:
@@ -372,6 +415,10 @@ def _run_native(native: ModuleType, state: _Pass) -> None:
         result.events_in += events
     if done["renamed"]:
         result.values_renamed += done["renamed"]
+        result.changed = True
+    if done["thinned"] or done["cropped"]:
+        result.values_thinned += done["thinned"]
+        result.values_cropped += done["cropped"]
         result.changed = True
     if state.writer is not None:
         state.writer.native_wrote(done["records"], done["bytes"])

@@ -138,3 +138,56 @@ def test_in_place_dry_run_and_cli(tmp_path: Path) -> None:
     assert "thinned 2 tag(s):" in done.output and "originals in" in done.output
     assert len(_loss(logdir / "big")) == 20 and small.stat().st_ino == before  # 10 flat buckets: first, last
     assert len(list((tmp_path / "backup").rglob("*"))) == 2  # backup/big/<file>
+
+
+def _reference_kept(steps: list[int], values: list[float], count: int, lo: int, hi: int) -> set[int]:
+    """The bucket rule one value at a time: first, last, first NaN, first lowest, first highest."""
+    firsts: dict[int, int] = {}
+    lasts: dict[int, int] = {}
+    nans: dict[int, int] = {}
+    lows: dict[int, tuple[float, int]] = {}
+    highs: dict[int, tuple[float, int]] = {}
+    for i, (step, x) in enumerate(zip(steps, values, strict=True)):
+        b = min(count - 1, max(0, (step - lo) * count // (hi - lo + 1)))
+        firsts.setdefault(b, i)
+        lasts[b] = i
+        if math.isnan(x):
+            nans.setdefault(b, i)
+            continue
+        if b not in lows or x < lows[b][0]:
+            lows[b] = (x, i)
+        if b not in highs or x > highs[b][0]:
+            highs[b] = (x, i)
+    return {*firsts.values(), *lasts.values(), *nans.values(), *(i for _, i in lows.values())} | {
+        i for _, i in highs.values()
+    }
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_buckets_in_batches_keep_what_one_value_at_a_time_keeps(seed: int) -> None:
+    import numpy as np
+
+    from tbrewrite.commands.compact import _Buckets
+
+    rng = random.Random(seed)
+    n = rng.randint(1, 3_000)
+    huge = seed % 3 == 0  # steps near the int64 limits: buckets computed with Python ints
+    base = -(2**62) if huge else rng.randint(-50, 50)
+    stride = 2**52 if huge else rng.randint(1, 3)
+    steps = sorted(base + stride * rng.randrange(n) for _ in range(n))
+    pool = [0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 2.5]
+    values = [rng.choice(pool) if rng.random() < 0.5 else rng.uniform(-3, 3) for _ in range(n)]
+    count = rng.randint(1, 60)
+    lo, hi = min(steps), max(steps)
+    buckets = _Buckets(count, lo, hi)
+    at = 0
+    while at < n:
+        size = rng.randint(1, 500)
+        buckets.add(
+            np.arange(at, min(n, at + size), dtype=np.int64),
+            np.array(steps[at : at + size], np.int64),
+            np.array(values[at : at + size], np.float64),
+        )
+        at += size
+    assert buckets.exact is not huge
+    assert {o for f, o in buckets.kept()} == _reference_kept(steps, values, count, lo, hi)

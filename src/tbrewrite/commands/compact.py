@@ -16,20 +16,22 @@ too slow). ``compact`` thins each run, tag by tag:
 
 Everything else is kept byte for byte. The choice is made per run (over all its event
 files) from one scan per file and, for scalars, one read of their values
-(:func:`tbrewrite.commands.export.iter_scalars`); the engine then keeps values by their
+(:func:`tbrewrite.commands.export.iter_values`, bucketed with NumPy); the engine then keeps values by their
 ordinal (:attr:`tbrewrite.engine.plan.TagAction.keep`). Writing goes through
 :mod:`tbrewrite.commands.perfile` (``--out`` mirror or ``--in-place`` swap).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbrewrite.commands.export import iter_scalars
+import numpy as np
+from numpy.typing import NDArray
+
+from tbrewrite.commands.export import iter_values
 from tbrewrite.commands.perfile import (
     FileEdit,
     FileResult,
@@ -52,33 +54,8 @@ from tbrewrite.storage import local_path
 GRAPH_EVENTS = frozenset({"graph_def", "meta_graph_def", "tagged_run_metadata"})
 """``Event.what`` fields of the events ``drop_graphs`` leaves out."""
 _Key = tuple[int, int]  # (file index in the run, ordinal of the value in that file)
-
-
-@dataclass
-class _Bucket:
-    first: _Key | None = None
-    last: _Key | None = None
-    low: tuple[float, _Key] | None = None
-    high: tuple[float, _Key] | None = None
-    nan: _Key | None = None
-
-    def add(self, key: _Key, value: float) -> None:
-        if self.first is None:
-            self.first = key
-        self.last = key
-        if math.isnan(value):
-            if self.nan is None:
-                self.nan = key
-            return
-        if self.low is None or value < self.low[0]:
-            self.low = (value, key)
-        if self.high is None or value > self.high[0]:
-            self.high = (value, key)
-
-    def kept(self) -> list[_Key]:
-        found = [self.first, self.last, self.nan]
-        found += [p[1] for p in (self.low, self.high) if p is not None]
-        return [k for k in found if k is not None]
+_ORDINAL_BITS = 40  # a file holds fewer than 2**40 values of a tag (that would be > 10 TB)
+_ORDINAL_MASK = (1 << _ORDINAL_BITS) - 1
 
 
 @dataclass
@@ -134,31 +111,97 @@ def _evenly(count: int, k: int) -> list[int]:
     return sorted({(2 * i * (count - 1) + k - 1) // (2 * (k - 1)) for i in range(k)})  # rounded half up
 
 
+class _Buckets:
+    """The buckets of one scalar tag, fed a batch of its values at a time.
+
+    Per bucket: the keys of its first, last, lowest and highest value and of its first
+    NaN (-1: none yet).
+    A key is ``file << 40 | ordinal`` (the value's file in the run, its ordinal among the
+    tag's values in that file), so keys order as the values do. Ties keep the earliest
+    value; ``-0.0`` equals ``0.0``.
+    """
+
+    def __init__(self, count: int, lo: int, hi: int) -> None:
+        self.count, self.lo, self.hi = count, lo, hi
+        self.span = hi - lo + 1
+        self.exact = self.span * count < 2**63  # (step - lo) * count fits in an int64
+        none = np.full(count, -1, np.int64)
+        self.first, self.last, self.nan, self.low_key, self.high_key = (none.copy() for _ in range(5))
+        self.low = np.zeros(count)
+        self.high = np.zeros(count)
+
+    def _bucket(self, steps: NDArray[np.int64]) -> NDArray[np.int64]:
+        if self.exact:
+            b = (np.clip(steps, self.lo, self.hi) - self.lo) * self.count // self.span
+            return np.minimum(b, self.count - 1)
+        buckets = [min(self.count - 1, max(0, (s - self.lo) * self.count // self.span)) for s in steps.tolist()]
+        return np.array(buckets, np.int64)
+
+    def add(self, keys: NDArray[np.int64], steps: NDArray[np.int64], values: NDArray[np.float64]) -> None:
+        """Add one batch of the tag's values (keys ascending)."""
+        b = self._bucket(steps)
+        at, i = np.unique(b, return_index=True)
+        fresh = self.first[at] < 0
+        self.first[at[fresh]] = keys[i[fresh]]
+        at, i = np.unique(b[::-1], return_index=True)
+        self.last[at] = keys[len(b) - 1 - i]
+        nan = np.isnan(values)
+        if nan.any():
+            at, i = np.unique(b[nan], return_index=True)
+            fresh = self.nan[at] < 0
+            self.nan[at[fresh]] = keys[nan][i[fresh]]
+            b, keys, values = b[~nan], keys[~nan], values[~nan]
+        if not len(b):
+            return
+        for sign, best, best_key in ((1.0, self.low, self.low_key), (-1.0, self.high, self.high_key)):
+            order = np.lexsort((keys, sign * values, b))  # by bucket, then value, then key
+            sb = b[order]
+            heads = order[np.flatnonzero(np.r_[True, sb[1:] != sb[:-1]])]
+            at, v, k = b[heads], values[heads], keys[heads]
+            better = (best_key[at] < 0) | (sign * v < sign * best[at])
+            best[at[better]] = v[better]
+            best_key[at[better]] = k[better]
+
+    def kept(self) -> set[_Key]:
+        """The ``(file, ordinal)`` of every value kept."""
+        found = np.concatenate([self.first, self.last, self.nan, self.low_key, self.high_key])
+        return {(key >> _ORDINAL_BITS, key & _ORDINAL_MASK) for key in found[found >= 0].tolist()}
+
+
 def _scalar_keys(
     files: list[Path], scans: list[StreamScan], tags: dict[str, tuple[int, int]], n: int
 ) -> dict[str, set[_Key]]:
     """Bucket the values of ``tags`` (tag -> step range) and return tag -> kept keys.
 
-    A tag whose values the scalar reader did not all yield is left out (kept whole).
+    Values are read a batch at a time as columns (:func:`tbrewrite.commands.export.iter_values`)
+    and bucketed with NumPy, per tag. A tag whose values the scalar reader did not all
+    yield is left out (kept whole).
     """
     count = max(1, n // 5)
-    buckets: dict[str, list[_Bucket]] = {tag: [_Bucket() for _ in range(count)] for tag in tags}
+    buckets = {tag: _Buckets(count, lo, hi) for tag, (lo, hi) in tags.items()}
     whole: set[str] = set()
     for k, path in enumerate(files):
         seen: dict[str, int] = {}
-        for row in iter_scalars(path):
-            tag = row.tag
-            if tag not in buckets:
-                continue
-            ordinal = seen.get(tag, 0)
-            seen[tag] = ordinal + 1
-            lo, hi = tags[tag]
-            b = min(count - 1, max(0, (row.step - lo) * count // (hi - lo + 1)))
-            buckets[tag][b].add((k, ordinal), row.value)
+        for block in iter_values([path]):
+            tag_ids = np.asarray(block.tag_ids, np.int64)
+            steps = np.asarray(block.steps, np.int64)
+            values = np.asarray(block.values, np.float64)
+            order = np.argsort(tag_ids, kind="stable")
+            sorted_ids = tag_ids[order]
+            cuts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1], True])
+            for a, z in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+                tag = block.tags[int(sorted_ids[a])]
+                rows = order[a:z]
+                ordinal = seen.get(tag, 0)
+                seen[tag] = ordinal + len(rows)
+                bucket = buckets.get(tag)
+                if bucket is not None:
+                    keys = (k << _ORDINAL_BITS) + ordinal + np.arange(len(rows), dtype=np.int64)
+                    bucket.add(keys, steps[rows], values[rows])
         for tag, ts in scans[k].tags.items():
             if tag in buckets and seen.get(tag, 0) != ts.count:
                 whole.add(tag)
-    return {tag: {key for b in bs for key in b.kept()} for tag, bs in buckets.items() if tag not in whole}
+    return {tag: b.kept() for tag, b in buckets.items() if tag not in whole}
 
 
 def plan_run(

@@ -137,23 +137,39 @@ def _python_rows(
             damage.extend(reader.damage)
 
 
-def iter_values(
-    files: Sequence[str | os.PathLike[str]], *, resync: bool = False
-) -> Iterator[tuple[list[str], Sequence[int], Sequence[float]]]:
+@dataclass(frozen=True)
+class ValueBlock:
+    """A batch of one run's scalar values as columns (:func:`iter_values`).
+
+    Attributes:
+        tags: list of str. ``tags[tag_ids[i]]`` is value ``i``'s tag; one list for the
+            whole run, which grows as new tags appear.
+        tag_ids: sequence of int (uint32).
+        steps: sequence of int (int64).
+        values: sequence of float (float64).
+    """
+
+    tags: list[str]
+    tag_ids: Sequence[int]
+    steps: Sequence[int]
+    values: Sequence[float]
+
+
+def iter_values(files: Sequence[str | os.PathLike[str]], *, resync: bool = False) -> Iterator[ValueBlock]:
     """Yield the scalar values of one run's ``files`` in batches, without NumPy or pandas.
 
     The same values as :func:`iter_scalars` gives for a run of these files, in the same
-    order, for callers that need only the values (``inspect``'s sparklines) and must start
-    fast: the native ``ScalarReader``'s columns are read as memoryviews, not arrays.
+    order, for callers that need only the values and steps (``inspect``'s sparklines,
+    ``compact``'s buckets) and must start fast: the native ``ScalarReader``'s columns are
+    read as memoryviews, not arrays.
 
     Args:
         files: the run's event files, in TensorBoard's order.
         resync: bool. After damage, continue from the next valid record.
 
     Yields:
-        ``(tags, tag_ids, values)``: ``tags[tag_ids[i]]`` is the tag of the float
-        ``values[i]``; ``tags`` is one list that grows as new tags appear. Damage ends a
-        file's values (``inspect``'s scan reports it).
+        :class:`ValueBlock` of at most ``CHUNK_ROWS`` values. Damage ends a file's values
+        (the callers' scans report it).
 
     Raises:
         OSError: a file cannot be read.
@@ -167,25 +183,32 @@ def iter_values(
             batch = reader.read(CHUNK_ROWS)
             tags.extend(batch["tags"])
             if batch["values"]:
-                yield tags, _little_endian(batch["tag_ids"], "I"), _little_endian(batch["values"], "d")
+                yield ValueBlock(
+                    tags,
+                    _little_endian(batch["tag_ids"], "I"),
+                    _little_endian(batch["steps"], "q"),
+                    _little_endian(batch["values"], "d"),
+                )
             if batch["done"]:
                 return
     ids: dict[str, int] = {}
     names: list[str] = []
     tag_ids: list[int] = []
+    steps: list[int] = []
     values: list[float] = []
-    for tag, _, _, number, _ in _python_rows(paths, None, resync):
+    for tag, step, _, number, _ in _python_rows(paths, None, resync):
         tag_id = ids.get(tag)
         if tag_id is None:
             tag_id = ids[tag] = len(names)
             names.append(tag)
         tag_ids.append(tag_id)
+        steps.append(step)
         values.append(number)
         if len(values) == CHUNK_ROWS:
-            yield names, tag_ids, values
-            tag_ids, values = [], []
+            yield ValueBlock(names, tag_ids, steps, values)
+            tag_ids, steps, values = [], [], []
     if values:
-        yield names, tag_ids, values
+        yield ValueBlock(names, tag_ids, steps, values)
 
 
 def _little_endian(data: bytes, code: str) -> Sequence[Any]:

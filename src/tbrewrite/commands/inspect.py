@@ -286,14 +286,14 @@ def sparklines(run: InspectedRun, *, width: int = SPARKLINE_WIDTH, resync: bool 
         return {}
     lines: dict[str, Sparkline] = {}
     by_id: list[Sparkline | None] = []
-    for tags, tag_ids, values in iter_values([f.path for f in run.files if f.loaded], resync=resync):
-        for tag in tags[len(by_id) :]:
+    for block in iter_values([f.path for f in run.files if f.loaded], resync=resync):
+        for tag in block.tags[len(by_id) :]:
             line = None
             if tag in expected:
                 line = lines[tag] = Sparkline(width, expected=expected[tag])
             by_id.append(line)
         groups: dict[int, list[float]] = {}
-        for tag_id, value in zip(tag_ids, values, strict=True):
+        for tag_id, value in zip(block.tag_ids, block.values, strict=True):
             group = groups.get(tag_id)
             if group is None:
                 group = groups[tag_id] = []

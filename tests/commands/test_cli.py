@@ -108,6 +108,24 @@ def test_damaged_input_converts_prefix_and_exits_3(tmp_path: Path) -> None:
     assert len(event_files(tmp_path / "out")) == 1
 
 
+def test_a_tree_of_many_runs_lists_only_runs_with_something_to_say(tmp_path: Path) -> None:
+    import shutil
+
+    from tbrewrite.cli._app import MAX_TABLE_RUNS
+
+    src = tmp_path / "logs"
+    for k in range(MAX_TABLE_RUNS + 1):
+        shutil.copytree(FIXTURES / "keras3_run", src / f"run{k:03d}")
+    (damaged,) = event_files(src / "run007" / "train")
+    damaged.write_bytes(damaged.read_bytes()[:-3])  # the last record cut short
+    result = run("convert", src, tmp_path / "out")
+    assert result.exit_code == 3, result.output
+    listed = [line for line in result.stdout.splitlines() if "keras-split" in line]
+    assert len(listed) == 1 and "run007" in listed[0]
+    assert f"({MAX_TABLE_RUNS} of {MAX_TABLE_RUNS + 1} runs not listed" in result.stdout
+    assert f"converted {MAX_TABLE_RUNS + 1} run(s)" in result.stdout
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     result = run("convert", FIXTURES / "keras3_run", tmp_path / "out", "--dry-run")
     assert result.exit_code == 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from typer.core import TyperGroup
 
 from tbrewrite import __version__
@@ -23,6 +24,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_DAMAGED = 3
+MAX_TABLE_RUNS = 100
+"""Above this many runs, a command's table lists only the runs with something to say."""
 
 
 class _StorageGroup(TyperGroup):
@@ -186,6 +189,28 @@ def report_damage(damage: list[Damage]) -> None:
 def exit_code(damage: list[Damage]) -> int:
     """Return 3 if any input was damaged, else 0."""
     return EXIT_DAMAGED if damage else EXIT_OK
+
+
+def add_run_rows(table: Table, rows: Sequence[tuple[Sequence[str], bool]]) -> str | None:
+    """Add ``(cells, notable)`` rows to ``table``: all of them up to :data:`MAX_TABLE_RUNS`.
+
+    Above that, only the notable ones (damage, nothing written), so a tree of thousands
+    of runs does not print thousands of lines (rendering them would take seconds).
+
+    Returns:
+        None, or the line to print after the table saying how many rows were left out.
+    """
+    if len(rows) <= MAX_TABLE_RUNS:
+        for cells, _ in rows:
+            table.add_row(*cells)
+        return None
+    shown = 0
+    for cells, notable in rows:
+        if notable:
+            table.add_row(*cells)
+            shown += 1
+    left_out = len(rows) - shown
+    return f"({left_out} of {len(rows)} runs not listed: above {MAX_TABLE_RUNS}, only runs with damage or no output)"
 
 
 def stdout_is_tty() -> bool:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from tbrewrite.cli._app import app, err, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.cli._app import add_run_rows, app, err, errors_to_exit, exit_code, out, report_damage
 from tbrewrite.errors import UsageError
 
 if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
@@ -225,11 +225,17 @@ def _print_table(report: ConvertReport) -> None:
     table = Table(title="converted runs", title_justify="left")
     for column in ("run", "layout", "events in", "events out", "tags mapped", "damage"):
         table.add_column(column, overflow="fold")
+    rows = []
     for run in report.runs:
         plan = run.plan
         damage = ", ".join(f"{d.kind}@{d.offset}" for d in plan.damage) or "-"
-        table.add_row(plan.run, plan.layout, str(plan.events_in), str(run.events_out), str(len(plan.renamed())), damage)
-    out.print(table)
+        cells = (plan.run, plan.layout, str(plan.events_in), str(run.events_out), str(len(plan.renamed())), damage)
+        rows.append((cells, bool(plan.damage) or run.output is None))
+    left_out = add_run_rows(table, rows)
+    if table.row_count:
+        out.print(table)
+    if left_out:
+        out.print(left_out, markup=False)
 
 
 def _print_summary(report: ConvertReport, dry_run: bool, restarts: str) -> None:

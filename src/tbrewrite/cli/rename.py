@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.cli._app import EXIT_USAGE, add_run_rows, app, err, errors_to_exit, exit_code, out, report_damage
 
 if TYPE_CHECKING:  # the command's modules are imported when it runs: each command starts fast
     from tbrewrite.commands.rename import RenameReport
@@ -193,6 +193,7 @@ def _print_table(report: RenameReport) -> None:
     table = Table(title="runs", title_justify="left")
     for column in ("run", "files", "events in", "events out", "tags renamed", "tags dropped", "result"):
         table.add_column(column, overflow="fold")
+    rows = []
     for run in report.runs:
         plan = run.plan
         if run.replaced:
@@ -203,7 +204,7 @@ def _print_table(report: RenameReport) -> None:
             result = "unchanged"
         if plan.damage:
             result += "; damaged: " + ", ".join(f"{d.kind}@{d.offset}" for d in plan.damage)
-        table.add_row(
+        cells = (
             plan.run,
             str(len(plan.files)),
             str(plan.events),
@@ -212,7 +213,12 @@ def _print_table(report: RenameReport) -> None:
             str(len(plan.dropped())),
             result,
         )
-    _print_wide(table)
+        rows.append((cells, bool(plan.damage)))
+    left_out = add_run_rows(table, rows)
+    if table.row_count:
+        _print_wide(table)
+    if left_out:
+        out.print(left_out, markup=False)
 
 
 def _print_notes(report: RenameReport) -> None:

@@ -24,13 +24,13 @@ config and graphs pass through unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tbrewrite.engine.scan import StreamScan
 from tbrewrite.errors import UsageError
-from tbrewrite.logdir import list_event_files, runs
+from tbrewrite.logdir import list_event_files, walk
 
 KERAS_FLAT = "keras-flat"
 KERAS_SPLIT = "keras-split"
@@ -228,12 +228,16 @@ def parse_split(text: str) -> tuple[str, str]:
     return folder.strip(), split.strip()
 
 
-def split_sources(path: Path, mapping: TagMapping | None = None) -> list[str]:
+def split_sources(
+    path: Path, mapping: TagMapping | None = None, has_events: Callable[[Path], bool] | None = None
+) -> list[str]:
     """Return the split folders of the Keras ``log_dir`` at ``path`` that hold event files.
 
     Args:
         path: Path. A folder.
         mapping: TagMapping whose ``splits`` name more folders (default: none).
+        has_events: optional function folder -> whether it holds event files, for a
+            caller that walked the tree already; default: list the folder.
 
     Returns:
         list of folder names in source order (:meth:`TagMapping.split_folders`); empty
@@ -244,7 +248,8 @@ def split_sources(path: Path, mapping: TagMapping | None = None) -> list[str]:
         OSError: a folder exists but cannot be listed.
     """
     mapping = mapping or TagMapping()
-    present = [d for d in mapping.split_folders() if list_event_files(path / d)]
+    has = has_events or (lambda folder: bool(list_event_files(folder)))
+    present = [d for d in mapping.split_folders() if has(path / d)]
     return present if any(mapping.anchors(d) for d in present) else []
 
 
@@ -387,15 +392,21 @@ def discover_runs(src: Path, mapping: TagMapping | None = None) -> list[tuple[st
         mapping: TagMapping whose ``splits`` name more split folders.
     """
     mapping = mapping or TagMapping()
+    folders = {folder.path: folder.is_run for folder in walk(src)}  # one walk; no folder listed twice
+
+    def has_events(folder: Path) -> bool:
+        return folders.get(folder, False)  # not walked: missing, or a symlink loop
+
+    splits: dict[Path, list[str]] = {}
     roots: dict[Path, None] = {}
-    for folder in runs(src):
-        d = folder.path
-        if d != src and d.name in split_sources(d.parent, mapping):
+    for d, is_run in folders.items():
+        if not is_run:
+            continue
+        if d != src and d.parent not in splits:
+            splits[d.parent] = split_sources(d.parent, mapping, has_events)
+        if d != src and d.name in splits[d.parent]:
             roots.setdefault(d.parent, None)
         else:
-            roots.setdefault(d, None)
-    for d in list(roots):
-        if is_split_run(d, mapping):
             roots.setdefault(d, None)
     ordered = sorted(roots, key=lambda p: p.relative_to(src).parts)
     return [(str(p.relative_to(src)) if p != src else ".", p) for p in ordered]

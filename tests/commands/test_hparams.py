@@ -372,3 +372,13 @@ def test_readme_example(tmp_path: Path) -> None:
     assert completed.stdout.splitlines() == shown
     loss = {s: m["metrics"][("validation", "epoch_loss")] for s, m in in_process(tmp_path / "logs").sessions.items()}
     assert {s: round(v, 3) for s, v in loss.items()} == {"keras3": 0.507, "tf_keras": 0.399}
+
+
+@pytest.mark.parametrize("text", ["a: &x [*x]\n", "a: &x {b: *x}\n", "a: &x {b: [*x]}\n"])
+def test_yaml_value_holding_itself_is_a_one_line_error(logs: Path, text: str) -> None:
+    pytest.importorskip("yaml")
+    (logs / "a" / "hparams.yaml").write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["hparams", str(logs), "--from", "hparams.yaml", "--dry-run"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"tbrewrite: error: {logs / 'a' / 'hparams.yaml'}: hparam 'a")
+    assert result.stderr.endswith("holds itself; give it a value\n")

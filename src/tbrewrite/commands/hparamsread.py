@@ -170,8 +170,8 @@ def typed_values(data: object, where: str) -> dict[str, Value]:
     if not isinstance(data, Mapping):
         raise HParamsError(f"{where}: must hold a mapping of hparam names to values; got {type(data).__name__}")
     values: dict[str, Value] = {}
-    for name, raw in _flatten(data, ""):
-        value = _typed(raw)
+    for name, raw in _flatten(data, "", where, ()):
+        value = _typed(raw, where, name)
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -205,16 +205,19 @@ def _load_yaml(path: Path, text: str) -> Any:
         raise HParamsError(f"{where}: not valid YAML: {problem}") from None
 
 
-def _flatten(data: Mapping[Any, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+def _flatten(data: Mapping[Any, Any], prefix: str, where: str, above: tuple[int, ...]) -> Iterator[tuple[str, Any]]:
+    above = (*above, id(data))
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            yield from _flatten(value, name + "/")
+            if id(value) in above:  # a YAML alias to a mapping holding it (``a: &x {b: *x}``)
+                raise HParamsError(f"{where}: hparam {name!r} holds itself; give it a value")
+            yield from _flatten(value, name + "/", where, above)
         else:
             yield name, value
 
 
-def _typed(raw: Any) -> Value | None:
+def _typed(raw: Any, where: str = "", name: str = "") -> Value | None:
     """A YAML/JSON value as an hparam: bool, float, str; None for null."""
     if raw is None:
         return None
@@ -225,7 +228,10 @@ def _typed(raw: Any) -> Value | None:
     if isinstance(raw, str):
         return raw
     if isinstance(raw, (list, tuple, Mapping)):
-        return json.dumps(raw, default=str)
+        try:
+            return json.dumps(raw, default=str)
+        except (ValueError, RecursionError):  # a YAML alias to a list holding it (``a: &x [*x]``)
+            raise HParamsError(f"{where}: hparam {name!r} holds itself; give it a value") from None
     return str(raw)  # dates and times YAML reads as such
 
 

@@ -382,3 +382,20 @@ def test_yaml_value_holding_itself_is_a_one_line_error(logs: Path, text: str) ->
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"tbrewrite: error: {logs / 'a' / 'hparams.yaml'}: hparam 'a")
     assert result.stderr.endswith("holds itself; give it a value\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": {"b": 1}, "a/b": 2}', "hparam 'a/b' given twice (a nested mapping and a name with '/')"),
+        ('{"a/b": 2, "a": {"b": null}}', "hparam 'a/b' given twice (a nested mapping and a name with '/')"),
+        ('{"": 1}', "an hparam has an empty name"),
+    ],
+)
+def test_json_names_flattening_onto_one_or_empty_are_refused(
+    logs: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "hp.json").write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["hparams", str(logs / "a"), "--from", str(tmp_path / "hp.json"), "--dry-run"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"tbrewrite: error: {tmp_path / 'hp.json'}: {message}\n"

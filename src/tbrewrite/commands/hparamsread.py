@@ -170,7 +170,13 @@ def typed_values(data: object, where: str) -> dict[str, Value]:
     if not isinstance(data, Mapping):
         raise HParamsError(f"{where}: must hold a mapping of hparam names to values; got {type(data).__name__}")
     values: dict[str, Value] = {}
+    seen: set[str] = set()
     for name, raw in _flatten(data, "", where, ()):
+        if not name:
+            raise HParamsError(f"{where}: an hparam has an empty name")
+        if name in seen:  # {"a": {"b": 1}, "a/b": 2}: both flatten to a/b
+            raise HParamsError(f"{where}: hparam {name!r} given twice (a nested mapping and a name with '/')")
+        seen.add(name)
         value = _typed(raw, where, name)
         if value is None:
             continue

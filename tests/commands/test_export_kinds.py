@@ -183,3 +183,15 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
     parquet = tmp_path / "p"
     assert runner.invoke(app, ["export", str(tmp_path / "logs"), str(parquet), "--kind", "text"]).exit_code == 0
     assert pd.read_parquet(parquet / "text.parquet").value.tolist() == ["=1+1"]
+
+
+def test_media_file_names_of_long_tags_fit_the_file_system(tmp_path: Path) -> None:
+    from tbrewrite.commands.export_kinds import _MediaFiles
+
+    files = _MediaFiles(tmp_path, "images")
+    long_a, long_b, wide = "x" * 300 + "a", "x" * 300 + "b", "ü" * 100  # TensorBoard takes any tag; NAME_MAX is 255
+    paths = [files.write(".", tag, 1, 0, "png", tag.encode()) for tag in (long_a, long_b, wide, f"{wide}/{long_a}")]
+    assert len(set(paths)) == 4
+    for path, tag in zip(paths, (long_a, long_b, wide, f"{wide}/{long_a}"), strict=True):
+        assert all(len(part.encode()) <= 200 for part in path.split("/"))
+        assert (tmp_path / path).read_bytes() == tag.encode()

@@ -21,6 +21,7 @@ earlier export (a folder holding ``export_summary.json``), never anything else.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -45,6 +46,7 @@ TENSORS_REASON = (
 )
 _FILE_LIKE = re.compile(r"^-?\d+(_\d+)?(~\d+)?\.[A-Za-z0-9]+$")
 _SAFE = re.compile(r"[^A-Za-z0-9._\-=+,@ ()\[\]]")
+_LONGEST = 200  # bytes of one folder name of a media file's path, below every file system's NAME_MAX
 
 
 @dataclass
@@ -473,5 +475,8 @@ def _components(name: str) -> list[str]:
         part = _SAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), part)
         if part == ".." or _FILE_LIKE.match(part) or part.startswith("."):
             part = f"%{ord(part[0]):02X}{part[1:]}"
+        if len(part) > _LONGEST:  # a long tag (or its %-escaped UTF-8) would exceed NAME_MAX (255 bytes)
+            digest = hashlib.sha256(part.encode()).hexdigest()[:16]
+            part = f"{part[: _LONGEST - 17]}~{digest}"
         parts.append(part)
     return parts

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -281,6 +282,16 @@ def _naming(url: str) -> Iterator[None]:
         if e.filename is not None:
             raise
         raise OSError(e.errno, e.strerror or str(e) or type(e).__name__, url) from e
+    except Exception as e:
+        # A store's client error the filesystem does not translate into an OSError (botocore's
+        # EndpointConnectionError for an unreachable endpoint, aiohttp's, ...): one line naming the URL.
+        if type(e).__module__.partition(".")[0] not in _CLIENT_PACKAGES:
+            raise
+        text = " ".join(str(e).split()) or type(e).__name__
+        raise OSError(errno.EIO, text, url) from e
+
+
+_CLIENT_PACKAGES = frozenset({"botocore", "aiobotocore", "aiohttp", "urllib3", "requests", "google", "azure"})
 
 
 def active() -> Session | None:

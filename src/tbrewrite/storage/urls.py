@@ -25,6 +25,18 @@ from tbrewrite.errors import UsageError
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _COLLAPSED_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)")  # Path("s3://b") is "s3:/b"
 
+S3_DEFAULTS: Mapping[str, Any] = {
+    "config_kwargs": {"connect_timeout": 10, "read_timeout": 15, "retries": {"max_attempts": 3, "mode": "standard"}},
+    "retries": 1,
+}
+"""What ``s3://`` gets unless a ``--storage-option`` says otherwise: botocore's ``Config``
+(seconds to connect and to wait for each read; attempts per request, botocore's "standard"
+retries of throttling, 5xx and connection errors) and s3fs's own tries of a request
+(``S3FileSystem.retries``, 5 by default, each of them botocore's attempts over again).
+Without them a store that accepts connections but never answers holds a command for many
+minutes (botocore waits 60 s per read); with them it fails, in one line, in about a minute
+or two. A server-side copy that takes longer still answers in time: S3 keeps a ``CopyObject``
+connection alive while it copies."""
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
 """The ``tbrewrite[...]`` extra that brings each scheme's filesystem package."""
 
@@ -104,6 +116,8 @@ def storage_options(texts: Iterable[str]) -> dict[str, Any]:
 def filesystem(scheme: str, options: Mapping[str, Any]) -> Any:
     """Return fsspec's filesystem for ``scheme``, made with ``options``.
 
+    ``s3://`` gets :data:`S3_DEFAULTS` under ``options`` (``retries`` is s3fs's own count).
+
     Returns:
         fsspec.AbstractFileSystem.
 
@@ -117,8 +131,12 @@ def filesystem(scheme: str, options: Mapping[str, Any]) -> Any:
         raise UsageError(
             f"{scheme}://: object storage needs fsspec: pip install 'tbrewrite[{EXTRAS.get(scheme, 's3')}]'"
         ) from None
+    retries = None
+    if scheme in ("s3", "s3a"):
+        options = _merged(S3_DEFAULTS, options)
+        retries = options.pop("retries")
     try:
-        return fsspec.filesystem(scheme, **options)
+        fs = fsspec.filesystem(scheme, **options)
     except ImportError as e:
         extra = EXTRAS.get(scheme)
         hint = f"pip install 'tbrewrite[{extra}]'" if extra else str(e)
@@ -127,3 +145,17 @@ def filesystem(scheme: str, options: Mapping[str, Any]) -> Any:
         raise UsageError(f"{scheme}://: {e}") from None
     except TypeError as e:  # a --storage-option the filesystem does not take
         raise UsageError(f"{scheme}://: a --storage-option is not accepted: {e}") from None
+    if retries is not None:
+        fs.retries = retries
+    return fs
+
+
+def _merged(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``defaults`` with ``options`` put over them, nested mappings merged key by key."""
+    merged = dict(defaults)
+    for key, value in options.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

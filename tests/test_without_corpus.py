@@ -1,8 +1,10 @@
 """The suite as a fresh clone runs it: without ``../shared/corpus`` (issue 12 item 15).
 
 ``TBREWRITE_TEST_CORPUS`` names a folder that does not exist, so :data:`support.paths.CORPUS`
-is missing in a second pytest run: collection must succeed, and every test that reads the
-corpus skips with the one reason :data:`support.paths.CORPUS_MISSING` while the rest pass.
+is missing in a second pytest run: collection of the whole suite must succeed, and in every
+test file that names the corpus, the tests that read it skip with the one reason
+:data:`support.paths.CORPUS_MISSING` while the rest pass (files that never name it cannot
+depend on it, and the suite runs them anyway).
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from support.paths import REPO
+from support.paths import REPO, TESTS
+
+
+def corpus_test_files() -> list[str]:
+    """The test files (relative to the repository) that name the corpus, this one excepted."""
+    found = []
+    for path in sorted(TESTS.rglob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if path.name != Path(__file__).name and ("CORPUS" in text or "needs_corpus" in text):
+            found.append(str(path.relative_to(REPO)))
+    return found
 
 
 def pytest_without_corpus(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -33,8 +45,10 @@ def test_collection_needs_no_corpus(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_quick_suite_passes_without_corpus_and_skips_its_tests_with_one_reason(tmp_path: Path) -> None:
-    """About a minute: the README's quick test command, as a fresh clone runs it."""
-    result, missing = pytest_without_corpus(tmp_path, "-q", "-m", "not slow", "-rs")
+    """The quick tests of every file that names the corpus, as a fresh clone runs them."""
+    files = corpus_test_files()
+    assert len(files) >= 10, files
+    result, missing = pytest_without_corpus(tmp_path, "-q", "-m", "not slow", "-rs", *files)
     assert result.returncode == 0, result.stdout[-6000:]
     skips = re.findall(r"^SKIPPED \[(\d+)\] [^:]+:\d+: (.*)$", result.stdout, re.MULTILINE)
     corpus = [(int(n), reason) for n, reason in skips if "corpus" in reason]

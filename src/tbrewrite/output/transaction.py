@@ -178,9 +178,11 @@ class Transaction:
 
     def publish_all(self) -> None:
         """Publish every staged file not yet published, in the order staged."""
+        published = set(self._files)  # a set: a tree stages thousands of files
         for staged in self.staged:
-            if staged.final not in self._files:
+            if staged.final not in published:
                 self.publish(staged, wait=False)
+                published.add(staged.final)
         self.wait()
 
     def wait(self) -> None:

@@ -131,3 +131,25 @@ def test_cli(tmp_path: Path) -> None:
     damaged = run("concat", a, b, tmp_path / "o7")
     assert damaged.exit_code == 3, damaged.output
     assert _steps(tmp_path / "o7" / "train", "epoch_loss") == [0, 1, 2]  # B's last record was cut
+
+
+def test_a_step_offset_beyond_int64_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """Steps near 2**63 continued by ``auto``, or a huge N, would overflow the Event's int64 step."""
+    top = 2**63 - 1
+    ev.write(
+        tmp_path / "a" / "events.out.tfevents.1.host",
+        [ev.file_version(ev.T0)] + [ev.summary(ev.T0 + k, top - 2 + k, ev.simple("loss", 1.0)) for k in range(3)],
+    )
+    ev.write(
+        tmp_path / "b" / "events.out.tfevents.2.host",
+        [ev.file_version(ev.T0 + 100)] + [ev.summary(ev.T0 + 100 + k, k, ev.simple("loss", 1.0)) for k in range(3)],
+    )
+    auto = run("concat", tmp_path / "a", tmp_path / "b", tmp_path / "o1", "--step-offset", "auto")
+    assert auto.exit_code == 1, auto.output
+    assert "tag 'loss': step 0 moved by the step offset +9223372036854775808 is beyond the int64" in auto.stderr
+    assert "Traceback" not in auto.output
+    assert not (tmp_path / "o1").exists()
+    big = run("concat", tmp_path / "a", tmp_path / "b", tmp_path / "o2", "--step-offset", str(2**63))
+    assert big.exit_code == 2
+    assert "--step-offset must be an int64" in big.stderr
+    assert not (tmp_path / "o2").exists()

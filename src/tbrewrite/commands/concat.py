@@ -48,6 +48,8 @@ from tbrewrite.output.transaction import Transaction, check_output_folder
 from tbrewrite.storage import local_path
 
 KEEP_LAST = "keep-last"
+_INT64 = range(-(1 << 63), 1 << 63)
+"""The steps an Event can hold."""
 KEEP = "keep"
 AUTO = "auto"
 
@@ -124,9 +126,12 @@ def parse_step_offset(text: str | None) -> int | str | None:
     if text is None or text == AUTO:
         return text
     try:
-        return int(text)
+        offset = int(text)
     except ValueError:
         raise UsageError(f"--step-offset must be 'auto' or an integer; got {text!r}") from None
+    if offset not in _INT64:
+        raise UsageError(f"--step-offset must be an int64 (-2**63 to 2**63 - 1); got {text}")
+    return offset
 
 
 def _stride(first: int, last: int, count: int) -> int:
@@ -164,6 +169,23 @@ def _offsets(sources: list[ConcatSource], step_offset: int | str | None) -> None
                 seen[tag] = (first, max(last, ts.max_step + off), stride)
             else:
                 seen[tag] = (ts.first_step + off, ts.max_step + off, stride)
+
+
+def _check_offsets(sources: list[ConcatSource]) -> None:
+    """Refuse an offset that moves a step out of int64 (an Event cannot hold it).
+
+    Raises:
+        InputError: naming the run, the tag and the step.
+    """
+    for source in sources:
+        for tag, off in source.offsets.items():
+            ts = source.scan.tags[tag]
+            for step in (ts.min_step, ts.max_step):
+                if step + off not in _INT64:
+                    raise InputError(
+                        f"{source.run_dir}: tag {tag!r}: step {step} moved by the step offset {off:+d} "
+                        "is beyond the int64 steps an event holds; give a smaller --step-offset"
+                    )
 
 
 def _actions(sources: list[ConcatSource], keep_last: bool) -> list[dict[str, TagAction]]:
@@ -225,6 +247,7 @@ def plan_concat(
                     f"({a.last_wall_time:.3f}); concat joins runs written one after another"
                 )
         _offsets(sources, step_offset)
+        _check_offsets(sources)
         actions = _actions(sources, restarts == KEEP_LAST)
         start = min((t for t in (s.scan.first_wall_time for s in sources) if t is not None), default=0.0)
         start = start if 0 <= start < 1e10 else 0.0

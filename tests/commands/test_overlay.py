@@ -85,3 +85,17 @@ def test_convert_overlay(tmp_path: Path) -> None:
     assert charts["loss"] == ["^train/loss$", "^val/loss$"]
     assert "learning_rate" in charts
     assert ".: chart 'loss': train/loss + val/loss" in result.output
+
+
+def test_damaged_runs_are_reported_and_exit_3(tmp_path: Path) -> None:
+    """Like every command, overlay names each damaged file and exits 3 (it used to exit 0 silently)."""
+    run_dir = _run(tmp_path / "logs" / "run1", ["train/loss", "val/loss"])
+    path = run_dir / "events.out.tfevents.1700000000.host"
+    path.write_bytes(path.read_bytes() + b"\x01\x02\x03")
+    (tmp_path / "logs" / "bad").mkdir()
+    (tmp_path / "logs" / "bad" / "events.out.tfevents.1700000001.host").write_bytes(b"run,lr\n" * 10)
+    result = runner.invoke(app, ["overlay", str(tmp_path / "logs")])
+    assert result.exit_code == 3, result.output
+    assert f"tbrewrite: warning: {path}: truncated at byte" in result.stderr
+    assert f"{tmp_path / 'logs' / 'bad' / 'events.out.tfevents.1700000001.host'}: not_an_event_file" in result.stderr
+    assert _charts(_layout(run_dir)) == {"loss": ["^train/loss$", "^val/loss$"]}

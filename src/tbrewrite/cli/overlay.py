@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tbrewrite.cli._app import app, errors_to_exit, out
+from tbrewrite.cli._app import app, errors_to_exit, exit_code, out, report_damage
 
 if TYPE_CHECKING:
     from tbrewrite.commands.overlay import OverlayReport
@@ -36,7 +36,8 @@ def overlay_command(
     with errors_to_exit():
         report = overlay(logdir, mapping=TagMapping(train_name, val_name, pattern), dry_run=dry_run)
     print_overlay(report, dry_run)
-    raise typer.Exit(0)
+    report_damage(report.damage)
+    raise typer.Exit(exit_code(report.damage))
 
 
 def print_overlay(report: OverlayReport, dry_run: bool) -> None:

@@ -34,6 +34,7 @@ from tensorboard.plugins.custom_scalar import metadata as custom_scalars
 
 from tbrewrite.engine.scan import scan_files
 from tbrewrite.errors import InputError
+from tbrewrite.events.framing import Damage
 from tbrewrite.events.writer import output_file_name
 from tbrewrite.logdir import check_dir, list_event_files
 from tbrewrite.logdir import runs as run_folders
@@ -115,9 +116,16 @@ class OverlayRun:
 
 @dataclass
 class OverlayReport:
-    """What ``overlay`` did: one OverlayRun per run of LOGDIR, in walk order."""
+    """What ``overlay`` did: one OverlayRun per run of LOGDIR, in walk order.
+
+    Attributes:
+        runs: list of OverlayRun.
+        damage: list of Damage. Every damaged stretch of the runs' event files (their tags
+            are read up to it).
+    """
 
     runs: list[OverlayRun] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
 
 
 def overlay(
@@ -148,6 +156,7 @@ def overlay(
         for folder in folders:
             files = [p for p in list_event_files(folder.path) if not p.name.endswith("." + SUFFIX)]
             scan = scan_files(files, backwards_limit=0)
+            report.damage += scan.damage
             layout = build_layout(scan.tags, mapping)
             if layout is None:
                 report.runs.append(OverlayRun(folder.rel, None, None))

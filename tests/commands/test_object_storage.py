@@ -270,3 +270,48 @@ def test_rename_with_a_rules_file_in_memory_storage(tmp_path: Path) -> None:
     got = {k.rpartition("/")[2]: fs.cat_file(k) for k in fs.find(f"{root}/out")}
     assert got == {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     fs.rm(root, recursive=True)
+
+
+def test_a_pending_publish_guards_the_urls_above_and_below_it(server: S3Server, bucket: str, tmp_path: Path) -> None:
+    """A publish to logs killed after its journal: a command on logs/a (or the bucket) is refused.
+
+    Its temporary keys have the names a command's own uploads get, so an in-place crop of
+    ``logs/a`` used to overwrite and delete ``logs/a``'s pending upload: ``--recover`` then
+    reported the publish finished while ``logs/a`` never got its new file. ``--recover`` on
+    the bucket finishes the publish below it instead of deleting its uploads as leftovers.
+    """
+    from support import events as ev
+
+    fs = server.fs()
+    name = "events.out.tfevents.1700000000.host"
+    old = [ev.file_version()] + [ev.summary(ev.T0 + k, k, ev.simple("loss", 1.0)) for k in range(4)]
+    new = [ev.file_version()] + [ev.summary(ev.T0 + k, k, ev.simple("train/loss", 1.0)) for k in range(4)]
+    for run in ("a", "b"):
+        ev.write(tmp_path / "old" / run / name, old)
+        ev.write(tmp_path / "new" / run / name, new)
+    upload_tree(fs, tmp_path / "old", f"{bucket}/logs")
+    moves = []
+    for run in ("a", "b"):
+        final = f"{bucket}/logs/{run}/{name}"
+        with open(tmp_path / "new" / run / name, "rb") as source:
+            publish.upload(fs, source, publish.temp_key(final))
+        moves.append([publish.temp_key(final), final])
+    body = {"format": publish.JOURNAL_FORMAT, "moves": moves, "deletes": []}
+    fs.pipe_file(f"{bucket}/logs/{publish.JOURNAL_NAME}", json.dumps(body).encode())
+
+    code, _, err = cli(server, "crop", f"{bucket}/logs/a", "--steps", "0:2", "--in-place")
+    assert code == 1
+    assert f"a publish to {bucket}/logs was interrupted; run 'tbrewrite rename {bucket}/logs --recover'" in err
+    code, _, err = cli(server, "inspect", bucket)
+    assert code == 1
+    assert f"a publish to {bucket}/logs was interrupted" in err
+    fs.invalidate_cache()
+    assert fs.cat_file(moves[0][0]) == (tmp_path / "new" / "a" / name).read_bytes()
+
+    code, out, err = cli(server, "rename", bucket, "--recover")  # a bucket: no traceback either
+    assert code == 0, out + err
+    assert f"{bucket}/logs: finished an interrupted publish (2 file(s))" in out
+    fs.invalidate_cache()
+    for run in ("a", "b"):
+        assert fs.cat_file(f"{bucket}/logs/{run}/{name}") == (tmp_path / "new" / run / name).read_bytes()
+    assert [k for k in fs.find(bucket) if k.rpartition("/")[2].startswith(".tbrewrite-")] == []

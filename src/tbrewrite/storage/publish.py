@@ -145,16 +145,58 @@ def abandon(fs: Any, temps: Sequence[str]) -> None:
             fs.rm_file(temp)
 
 
+def ancestors(url: str) -> list[str]:
+    """Return the folders above ``url`` in its bucket, nearest first.
+
+    Example:
+        >>> ancestors("s3://b/logs/run")
+        ['s3://b/logs', 's3://b']
+    """
+    scheme, sep, rest = url.partition("://")
+    parts = rest.strip("/").split("/")
+    return [f"{scheme}{sep}{'/'.join(parts[:i])}" for i in range(len(parts) - 1, 0, -1)]
+
+
+def journals_below(root: str, base: str, keys: Sequence[str]) -> list[str]:
+    """Return the folders at or below ``root`` holding a journal, among ``keys``.
+
+    Args:
+        root: str. The URL listed.
+        base: str. ``root`` as the filesystem names its keys (protocol stripped).
+        keys: the keys listed under ``root``.
+    """
+    return sorted(
+        root + key[len(base) : -len(JOURNAL_NAME) - 1]
+        for key in keys
+        if key.rpartition("/")[2] == JOURNAL_NAME and (key == f"{base}/{JOURNAL_NAME}" or key.startswith(base + "/"))
+    )
+
+
+def journal_above(fs: Any, root: str) -> str | None:
+    """Return the nearest folder above ``root`` holding a journal (an interrupted publish), or None."""
+    for folder in ancestors(root):
+        if fs.exists(f"{folder}/{JOURNAL_NAME}"):
+            return folder
+    return None
+
+
 def recover(fs: Any, root: str) -> list[str]:
     """Finish a publish interrupted under ``root`` and delete unfinished uploads.
 
     Returns:
         list of str, one line per thing done (empty: nothing to recover).
 
+    A publish interrupted under a folder above ``root`` is refused: its temporary keys
+    under ``root`` are not leftovers. Those interrupted below ``root`` are finished too.
+
     Raises:
-        InputError: the journal is not one this version wrote.
+        InputError: the journal is not one this version wrote, or a folder above
+            ``root`` awaits its own ``--recover``.
         OSError: a copy or delete failed.
     """
+    above = journal_above(fs, root)
+    if above is not None:
+        raise InputError(f"{root}: a publish to {above} was interrupted; run 'tbrewrite rename {above} --recover'")
     done = []
     journal = f"{root}/{JOURNAL_NAME}"
     if fs.exists(journal):
@@ -168,10 +210,15 @@ def recover(fs: Any, root: str) -> list[str]:
         _steps(fs, publish, resumed=True)
         fs.rm_file(journal)
         done.append(f"{root}: finished an interrupted publish ({len(publish.moves)} file(s))")
+    if fs.isdir(root):
+        base = fs._strip_protocol(root).rstrip("/")
+        for folder in journals_below(root, base, fs.find(root)):
+            if folder != root:
+                done += recover(fs, folder)
     leftovers = []
     scope = [root]
     parent, _, name = root.rpartition("/")
-    if parent and name:
+    if parent and name and "://" in parent:  # not beside a bucket: s3:// cannot be listed
         scope += [f"{parent}/{n.rpartition('/')[2]}" for n in fs.glob(f"{parent}/{name}.tbrewrite-backup-*")]
     for where in scope:
         if fs.isdir(where):

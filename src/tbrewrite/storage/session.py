@@ -137,9 +137,14 @@ class Session:
         """
         base = fs._strip_protocol(root.url).rstrip("/")
         keys = sorted(fs.find(root.url))
-        if f"{base}/{publish.JOURNAL_NAME}" in keys:
+        below = publish.journals_below(root.url, base, keys)
+        pending = below[0] if below else publish.journal_above(fs, root.url)
+        if pending is not None:
+            # Its temporary keys share names with this command's own: a publish here would
+            # overwrite and delete them, and --recover could then not finish it.
+            where = "it" if pending == root.url else pending
             raise InputError(
-                f"{root.url}: a publish to it was interrupted; run 'tbrewrite rename {root.url} --recover' first"
+                f"{root.url}: a publish to {where} was interrupted; run 'tbrewrite rename {pending} --recover' first"
             )
         if keys == [base]:
             pairs = [(root.url, root.local)]

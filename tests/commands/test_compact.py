@@ -191,3 +191,15 @@ def test_buckets_in_batches_keep_what_one_value_at_a_time_keeps(seed: int) -> No
         at += size
     assert buckets.exact is not huge
     assert {o for f, o in buckets.kept()} == _reference_kept(steps, values, count, lo, hi)
+
+
+def test_in_place_with_nothing_to_thin_says_so(tmp_path: Path) -> None:
+    """It printed 'originals in None' (as crop and rename say, nothing changed: no backup)."""
+    ev.write(
+        tmp_path / "logs" / "events.out.tfevents.1.host",
+        [ev.file_version()] + [ev.summary(ev.T0 + k, k, ev.simple("loss", 1.0)) for k in range(3)],
+    )
+    result = runner.invoke(app, ["compact", str(tmp_path / "logs"), "--in-place"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.rstrip().endswith("; nothing to change in place")
+    assert "None" not in result.stdout

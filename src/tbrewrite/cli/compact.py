@@ -105,7 +105,13 @@ def compact_command(
         out.print(f"dry run: would thin {tags} tag(s) in {len(report.runs)} run(s); nothing written", markup=False)
     else:
         after = sum(r.bytes_out or 0 for r in report.runs)
-        where = f"wrote {out_dir}" if out_dir is not None else f"originals in {report.backup_dir}"
+        where = (
+            f"wrote {out_dir}"
+            if out_dir is not None
+            else f"originals in {report.backup_dir}"
+            if report.backup_dir is not None
+            else "nothing to change in place"
+        )
         out.print(f"thinned {tags} tag(s): {_size(before)} -> {_size(after)}; {where}", markup=False)
     raise typer.Exit(exit_code(report.damage))
 

@@ -315,3 +315,12 @@ def test_a_pending_publish_guards_the_urls_above_and_below_it(server: S3Server, 
     for run in ("a", "b"):
         assert fs.cat_file(f"{bucket}/logs/{run}/{name}") == (tmp_path / "new" / run / name).read_bytes()
     assert [k for k in fs.find(bucket) if k.rpartition("/")[2].startswith(".tbrewrite-")] == []
+
+
+def test_a_missing_bucket_under_scheduler_is_one_line_naming_the_url(server: S3Server, bucket: str) -> None:
+    """The bucket is listed before the scheduler is reached, so no cluster is needed here."""
+    missing = f"s3://nobucket{uuid.uuid4().hex[:8]}/logs"
+    code, out, err = cli(server, "convert", missing, f"{bucket}/out", "--scheduler", "tcp://127.0.0.1:1")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"tbrewrite: error: {missing}: ") and err.count("\n") == 1, err
+    assert server.fs().find(bucket) == []

@@ -30,7 +30,7 @@ from tbrewrite.commands.convert import ConvertReport, RunReport, convert
 from tbrewrite.errors import InputError, OutputError, UsageError
 from tbrewrite.producers.keras import TagMapping, discover_runs
 from tbrewrite.storage import Session, as_url, publish
-from tbrewrite.storage.session import activate
+from tbrewrite.storage.session import activate, naming
 from tbrewrite.storage.urls import split_url
 
 
@@ -104,9 +104,11 @@ def convert_on_cluster(
     scheme, _ = split_url(src_url)
     fs = session.filesystem(scheme)
     out_fs = session.filesystem(split_url(out_url)[0])
-    if not force and out_fs.exists(out_url) and out_fs.find(out_url, maxdepth=None):
-        raise OutputError(f"{out_url}: OUT already holds files; choose an empty folder or use --force")
-    rels = _runs(fs, src_url, session.stage / "skeleton", mapping)
+    with naming(out_url):
+        if not force and out_fs.exists(out_url) and out_fs.find(out_url, maxdepth=None):
+            raise OutputError(f"{out_url}: OUT already holds files; choose an empty folder or use --force")
+    with naming(src_url):
+        rels = _runs(fs, src_url, session.stage / "skeleton", mapping)
     if not rels:
         raise InputError(f"{src_url}: no event files found (names containing 'tfevents')")
     abort = f"tbrewrite-abort-{uuid.uuid4().hex}"

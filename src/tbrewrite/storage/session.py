@@ -124,7 +124,7 @@ class Session:
         scheme, _ = split_url(url)
         fs = self.filesystem(scheme)
         root = _Root(url, scheme, self.local_of(url))
-        with _naming(url):
+        with naming(url):
             self._fetch(fs, root)
         self._roots[url] = root
         return root.local
@@ -203,7 +203,7 @@ class Session:
                     for path, final in uploads
                 }
                 for future in concurrent.futures.as_completed(futures):
-                    with _naming(futures[future]):
+                    with naming(futures[future]):
                         future.result()
         except BaseException:
             for fs, _, uploads, _ in plans:  # the pool has finished every upload it started
@@ -245,7 +245,7 @@ class Session:
                 the journal nothing is published; after it, ``--recover`` finishes.
         """
         for fs, plan in self.prepare():
-            with _naming(plan.root):
+            with naming(plan.root):
                 publish.finish(fs, plan)
 
     def close(self) -> None:
@@ -279,8 +279,12 @@ def _upload(fs: Any, path: Path, temp: str) -> None:
 
 
 @contextlib.contextmanager
-def _naming(url: str) -> Iterator[None]:
-    """Give OS errors of the filesystem that name no file the URL being worked on."""
+def naming(url: str) -> Iterator[None]:
+    """Give OS errors of the filesystem that name no file the URL being worked on.
+
+    A store client's own errors that the filesystem leaves untranslated become an
+    ``OSError`` (EIO) naming ``url`` too, so each is one line of the CLI.
+    """
     try:
         yield
     except OSError as e:
@@ -388,5 +392,5 @@ def recover(path: str | os.PathLike[str]) -> list[str]:
     current = _ACTIVE.get()
     if current is None:
         raise UsageError(f"{url}: a URL needs tbrewrite.storage.session()")
-    with _naming(url):
+    with naming(url):
         return publish.recover(current.filesystem(split_url(url)[0]), url)

@@ -203,3 +203,24 @@ def test_in_place_with_nothing_to_thin_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.rstrip().endswith("; nothing to change in place")
     assert "None" not in result.stdout
+
+
+def test_values_written_after_the_scan_are_not_bucketed(tmp_path: Path) -> None:
+    """A file still being written: the rewrite stops where the scan did, and so do the buckets."""
+    from tbrewrite.commands.compact import _scalar_keys
+    from tbrewrite.engine.scan import scan_files
+
+    path = tmp_path / "events.out.tfevents.1700000000.h"
+    records = [ev.file_version(ev.T0)]
+    records += [
+        ev.summary(ev.T0 + 1 + i, i, ev.tensor("loss", 1.0 / (1 + i), SCALARS if i == 0 else None)) for i in range(100)
+    ]
+    ev.write(path, records)
+    scan = scan_files([path], resync=False, backwards_limit=0)
+    grown = [ev.summary(ev.T0 + 101 + i, 100 + i, ev.tensor("loss", -5.0)) for i in range(50)]
+    ev.write(tmp_path / "more", grown)
+    with open(path, "ab") as f:  # the writer appends while compact plans
+        f.write((tmp_path / "more").read_bytes())
+    keys = _scalar_keys([path], [scan], {"loss": (0, 99)}, 20)
+    assert "loss" in keys  # not "kept whole" as if some values were not numbers
+    assert keys["loss"] and all(f == 0 and o < 100 for f, o in keys["loss"])

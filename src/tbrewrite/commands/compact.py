@@ -175,13 +175,15 @@ def _scalar_keys(
 
     Values are read a batch at a time as columns (:func:`tbrewrite.commands.export.iter_values`)
     and bucketed with NumPy, per tag. A tag whose values the scalar reader did not all
-    yield is left out (kept whole).
+    yield is left out (kept whole). Values past those the scan counted (a file still being
+    written) are not bucketed: the rewrite stops where the scan did.
     """
     count = max(1, n // 5)
     buckets = {tag: _Buckets(count, lo, hi) for tag, (lo, hi) in tags.items()}
     whole: set[str] = set()
     for k, path in enumerate(files):
         seen: dict[str, int] = {}
+        scanned = {tag: ts.count for tag, ts in scans[k].tags.items()}
         for block in iter_values([path]):
             tag_ids = np.asarray(block.tag_ids, np.int64)
             steps = np.asarray(block.steps, np.int64)
@@ -194,12 +196,13 @@ def _scalar_keys(
                 rows = order[a:z]
                 ordinal = seen.get(tag, 0)
                 seen[tag] = ordinal + len(rows)
+                rows = rows[: max(0, scanned.get(tag, 0) - ordinal)]
                 bucket = buckets.get(tag)
-                if bucket is not None:
+                if bucket is not None and len(rows):
                     keys = (k << _ORDINAL_BITS) + ordinal + np.arange(len(rows), dtype=np.int64)
                     bucket.add(keys, steps[rows], values[rows])
         for tag, ts in scans[k].tags.items():
-            if tag in buckets and seen.get(tag, 0) != ts.count:
+            if tag in buckets and seen.get(tag, 0) < ts.count:
                 whole.add(tag)
     return {tag: b.kept() for tag, b in buckets.items() if tag not in whole}
 

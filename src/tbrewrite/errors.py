@@ -65,6 +65,23 @@ class Terminated(BaseException):
     """The process was asked to stop (SIGTERM); like Ctrl-C, partial output is removed."""
 
 
+class PublishInterrupted(BaseException):
+    """Ctrl-C or SIGTERM arrived while a publish to object storage was under way.
+
+    The publish's journal stays at ``url``: nothing is removed, and ``--recover`` on
+    ``url`` finishes it (:func:`tbrewrite.storage.publish.recover`).
+
+    Attributes:
+        url: str. The folder published to.
+        exit_code: int. 130 (Ctrl-C) or 143 (SIGTERM), as for any interruption.
+    """
+
+    def __init__(self, url: str, exit_code: int) -> None:
+        super().__init__(url)
+        self.url = url
+        self.exit_code = exit_code
+
+
 class InputError(TbRewriteError):
     """A path given by the user is missing, unreadable, or of the wrong kind."""
 

@@ -324,3 +324,30 @@ def test_a_missing_bucket_under_scheduler_is_one_line_naming_the_url(server: S3S
     assert (code, out) == (1, "")
     assert err.startswith(f"tbrewrite: error: {missing}: ") and err.count("\n") == 1, err
     assert server.fs().find(bucket) == []
+
+
+@pytest.mark.parametrize(("stop", "code"), [(KeyboardInterrupt, 130), ("terminated", 143)])
+def test_an_interrupted_publish_says_to_recover_not_that_output_was_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: object, code: int
+) -> None:
+    """Ctrl-C or SIGTERM once the publish has begun: the journal stays, and the message says so."""
+    import fsspec
+
+    from tbrewrite.errors import Terminated
+
+    fs = fsspec.filesystem("memory")
+    root = f"memory://m{uuid.uuid4().hex[:8]}"
+    eventgen.keras_flat(tmp_path)
+    fs.put(str(tmp_path / "keras_flat"), f"{root}/logs", recursive=True)
+
+    def interrupted(fs_: object, plan: publish.Publish) -> None:
+        fs.pipe_file(plan.journal, b"{}")  # as far as the journal, then the signal
+        raise KeyboardInterrupt if stop is KeyboardInterrupt else Terminated()
+
+    monkeypatch.setattr(publish, "finish", interrupted)
+    code_, _, err = local("rename", f"{root}/logs", "--rule", "^val_(.*)$=val/\\1", "--out", f"{root}/out")
+    assert code_ == code, err
+    assert err == (
+        f"tbrewrite: interrupted while publishing to {root}/out; run 'tbrewrite rename {root}/out --recover' to finish\n"
+    )
+    fs.rm(root, recursive=True)

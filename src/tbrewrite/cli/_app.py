@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from tbrewrite import __version__
 from tbrewrite.engine.select import engine_name
-from tbrewrite.errors import TbRewriteError, Terminated, UsageError
+from tbrewrite.errors import PublishInterrupted, TbRewriteError, Terminated, UsageError
 from tbrewrite.events.framing import Damage
 from tbrewrite.storage import Session, storage_options
 from tbrewrite.storage.session import activate
@@ -158,6 +158,12 @@ def errors_to_exit() -> Iterator[None]:
     except OSError as e:
         where = e.filename if e.filename is not None else "i/o"
         raise fail(f"{where}: {e.strerror or e}") from None
+    except PublishInterrupted as e:
+        err.print(
+            f"tbrewrite: interrupted while publishing to {e.url}; run 'tbrewrite rename {e.url} --recover' to finish",
+            markup=False,
+        )
+        raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("tbrewrite: interrupted; partial output removed", markup=False)
         raise typer.Exit(130) from None

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tbrewrite.errors import InputError, TbRewriteError, UsageError
+from tbrewrite.errors import InputError, PublishInterrupted, TbRewriteError, Terminated, UsageError
 from tbrewrite.storage import publish
 from tbrewrite.storage.urls import as_url, filesystem, split_url
 
@@ -243,10 +243,16 @@ class Session:
         Raises:
             OSError: an upload, copy or delete failed (``filename`` names the URL). Before
                 the journal nothing is published; after it, ``--recover`` finishes.
+            PublishInterrupted: Ctrl-C or SIGTERM during ``publish.finish``.
         """
         for fs, plan in self.prepare():
             with naming(plan.root):
-                publish.finish(fs, plan)
+                try:
+                    publish.finish(fs, plan)
+                except KeyboardInterrupt:
+                    raise PublishInterrupted(plan.root, 130) from None
+                except Terminated:
+                    raise PublishInterrupted(plan.root, 143) from None
 
     def close(self) -> None:
         """Remove the staging folder (when the session made it)."""

@@ -219,5 +219,14 @@ def add_run_rows(table: Table, rows: Sequence[tuple[Sequence[str], bool]]) -> st
     return f"({left_out} of {len(rows)} runs not listed: above {MAX_TABLE_RUNS}, only runs with damage or no output)"
 
 
+def where_written(out_dir: object | None, backup_dir: object | None) -> str:
+    """The end of a per-file edit's summary line: the ``--out`` folder, or where ``--in-place`` put the originals."""
+    if out_dir is not None:
+        return f"wrote {out_dir}"
+    if backup_dir is not None:
+        return f"originals in {backup_dir}"
+    return "nothing to change in place"
+
+
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tbrewrite.cli._app import EXIT_USAGE, app, err, errors_to_exit, exit_code, out, report_damage
+from tbrewrite.cli._app import (
+    EXIT_USAGE,
+    app,
+    err,
+    errors_to_exit,
+    exit_code,
+    out,
+    report_damage,
+    where_written,
+)
 
 if TYPE_CHECKING:  # the command's modules are imported when it runs
     from tbrewrite.commands.crop import CropReport
@@ -107,13 +116,7 @@ def crop_command(
         )
     else:
         dropped = sum(r.values_dropped for r in report.runs)
-        where = (
-            f"wrote {out_dir}"
-            if out_dir is not None
-            else f"originals in {report.backup_dir}"
-            if report.backup_dir is not None
-            else "nothing to change in place"
-        )
+        where = where_written(out_dir, report.backup_dir)
         out.print(f"kept {window}: {dropped} value(s) cropped from {cropped} tag(s); {where}", markup=False)
     raise typer.Exit(exit_code(report.damage))
 
